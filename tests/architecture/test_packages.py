@@ -1,4 +1,4 @@
-"""The distribution's import packages come from this repository, and the domain packages stay pure."""
+"""Import packages come from this repository; the domain packages stay pure."""
 
 import ast
 import importlib

@@ -1,0 +1,56 @@
+"""The FastAPI application factory: `create_app(settings)` wires one force node together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from gateway.db import Database
+from gateway.errors import install_error_handlers
+from gateway.health.endpoints import router as health_router
+from gateway.logging import configure_logging
+from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BULK_PATH = "/v1/records/bulk"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(json_lines=settings.json_logs, level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url)
+        app.state.db = db
+        log.info("node.started", force_code=settings.force_code, environment=settings.environment)
+        try:
+            yield
+        finally:
+            await db.dispose()
+            log.info("node.stopped", force_code=settings.force_code)
+
+    app = FastAPI(
+        title=f"Police data-sharing gateway — force {settings.force_code}",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+
+    def limit_for(path: str) -> int:
+        return settings.max_bulk_bytes if path == BULK_PATH else settings.max_body_bytes
+
+    # Outermost first: the request id exists before the size check answers.
+    app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,66 @@
+"""Node settings, read from the environment (prefix `GATEWAY_`) or passed in by code and tests.
+
+Outside development, settings refuse placeholder secrets: a node must not run in production with a
+secret anyone can read in this repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Values that mark a secret as "not really set". Compared case-insensitively.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password", "dev", "test"})
+DEV_AUDITOR_TOKEN = "dev-auditor-token"  # noqa: S105 - development default, refused in production
+
+
+class Settings(BaseSettings):
+    """Everything a node needs to start. One instance per node; never read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=None, extra="ignore")
+
+    environment: Environment = "development"
+    force_code: str = Field(default="05", description="PNC code of the force this node serves")
+    node_url: str = "http://127.0.0.1:8005"
+    data_dir: Path = Path("var/node")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite file in data_dir",
+    )
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON log lines; default: not in dev")
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_bulk_bytes: int = Field(default=512 * 1_048_576, ge=1024)
+    max_ndjson_line_bytes: int = Field(default=262_144, ge=256)
+
+    auditor_token: SecretStr = SecretStr(DEV_AUDITOR_TOKEN)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        for name in ("auditor_token",):
+            value: SecretStr = getattr(self, name)
+            raw = value.get_secret_value().strip().lower()
+            if raw in PLACEHOLDER_SECRETS or raw.startswith("dev-"):
+                raise ValueError(
+                    f"GATEWAY_{name.upper()} is a placeholder; "
+                    "set a real secret outside development"
+                )
+        return self
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.environment != "development"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'node.db').as_posix()}"
