@@ -13,8 +13,8 @@ class SecurityTier(StrEnum):
     """Government Security Classifications tier (OFFICIAL-SENSITIVE is a marking, see below)."""
 
     OFFICIAL = "OFFICIAL"
-    SECRET = "SECRET"
-    TOP_SECRET = "TOP_SECRET"
+    SECRET = "SECRET"  # noqa: S105 - a classification tier, not a password
+    TOP_SECRET = "TOP_SECRET"  # noqa: S105 - a classification tier, not a password
 
 
 class ClassificationRank(IntEnum):
@@ -27,7 +27,7 @@ class ClassificationRank(IntEnum):
 
 
 class Descriptor(StrEnum):
-    """Descriptors used with OFFICIAL-SENSITIVE (configurable in practice; these are the common ones)."""
+    """Descriptors used with OFFICIAL-SENSITIVE (configurable in practice; the common ones)."""
 
     PERSONAL = "PERSONAL"
     COMMERCIAL = "COMMERCIAL"
@@ -139,3 +139,175 @@ class S62Operation(StrEnum):
     DISCLOSE = "disclose"
     COMBINE = "combine"
     ERASE = "erase"
+
+
+class RecordKind(StrEnum):
+    """Record types of schema v1 (POLE entities plus the modern-slavery and county-lines types)."""
+
+    PERSON = "person"
+    PHONE = "phone"
+    VEHICLE = "vehicle"
+    LOCATION = "location"
+    ORGANISATION = "organisation"
+    INTELLIGENCE_REPORT = "intelligence_report"
+    COUNTY_LINE = "county_line"
+    MODERN_SLAVERY_CASE = "modern_slavery_case"
+    EVENT = "event"
+
+
+class LinkRole(StrEnum):
+    """The role a linked record plays for the linking record (POLE link roles)."""
+
+    SUSPECT = "suspect"
+    VICTIM = "victim"
+    WITNESS = "witness"
+    REPORTING_PERSON = "reporting_person"
+    OWNER = "owner"
+    DRIVER = "driver"
+    PASSENGER = "passenger"
+    RESIDENT = "resident"
+    VISITOR = "visitor"
+    LINE_HOLDER = "line_holder"
+    RUNNER = "runner"
+    RECRUITER = "recruiter"
+    ASSOCIATE = "associate"
+    USER_OF = "user_of"
+    LOCATED_AT = "located_at"
+    MEMBER_OF = "member_of"
+    SUBJECT_OF = "subject_of"
+
+
+class NameType(StrEnum):
+    PRIMARY = "primary"
+    ALIAS = "alias"
+    NICKNAME = "nickname"
+    BIRTH = "birth"
+    FORMER = "former"
+
+
+class Gender(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class IdentifierType(StrEnum):
+    """Kinds of document or reference number that identify a person."""
+
+    PASSPORT = "passport"
+    NATIONAL_ID_CARD = "national_id_card"
+    DRIVING_LICENCE = "driving_licence"
+    NATIONAL_INSURANCE = "national_insurance"
+    RESIDENCE_PERMIT = "residence_permit"
+    PNC_ID = "pnc_id"
+    CRO = "cro"
+    OTHER = "other"
+
+
+class PremisesType(StrEnum):
+    """Premises types that recur in modern slavery and county lines intelligence."""
+
+    CAR_WASH = "car_wash"
+    NAIL_BAR = "nail_bar"
+    FARM = "farm"
+    FACTORY = "factory"
+    CONSTRUCTION_SITE = "construction_site"
+    BROTHEL = "brothel"
+    CANNABIS_GROW = "cannabis_grow"
+    CUCKOOED_ADDRESS = "cuckooed_address"
+    RESIDENTIAL = "residential"
+    TRANSPORT_HUB = "transport_hub"
+    OTHER = "other"
+
+
+class OrganisationType(StrEnum):
+    OCG = "ocg"  # organised crime group
+    BUSINESS = "business"
+    OTHER = "other"
+
+
+class DrugType(StrEnum):
+    HEROIN = "heroin"
+    CRACK_COCAINE = "crack_cocaine"
+    COCAINE = "cocaine"
+    CANNABIS = "cannabis"
+    KETAMINE = "ketamine"
+    MDMA = "mdma"
+    SYNTHETIC_CANNABINOIDS = "synthetic_cannabinoids"
+    OTHER = "other"
+
+
+class LineStatus(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class ClosureType(IntEnum):
+    """County Lines Programme closure types."""
+
+    LINE_HOLDER_CHARGED = 1  # Type 1: line holder charged, NCLCC satisfied the number is dead
+    NUMBER_DEACTIVATED = 2  # Type 2: number, SIM or handset deactivated
+
+
+class ExploitationType(StrEnum):
+    """NRM exploitation types."""
+
+    LABOUR = "LABOUR"
+    SEXUAL = "SEXUAL"
+    CRIMINAL = "CRIMINAL"
+    DOMESTIC_SERVITUDE = "DOMESTIC_SERVITUDE"
+    ORGAN_HARVESTING = "ORGAN_HARVESTING"
+    NOT_SPECIFIED_OR_UNKNOWN = "NOT_SPECIFIED_OR_UNKNOWN"
+
+
+class AgeGroup(StrEnum):
+    """Victim age at exploitation, as in NRM statistics."""
+
+    CHILD = "CHILD"
+    ADULT = "ADULT"
+    UNKNOWN = "UNKNOWN"
+
+
+class NrmDecision(StrEnum):
+    """State of a reasonable or conclusive grounds decision."""
+
+    NOT_REFERRED = "not_referred"
+    PENDING = "pending"
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    WITHDRAWN = "withdrawn"
+
+
+class WhereExploited(StrEnum):
+    UK = "UK"
+    OVERSEAS = "OVERSEAS"
+    UK_AND_OVERSEAS = "UK_AND_OVERSEAS"
+    UNKNOWN = "UNKNOWN"
+
+
+class RecruitmentRoute(StrEnum):
+    JOB_ADVERT = "job_advert"
+    SOCIAL_MEDIA = "social_media"
+    FAMILY_OR_FRIEND = "family_or_friend"
+    INTIMATE_PARTNER = "intimate_partner"
+    DEBT_BONDAGE = "debt_bondage"
+    ABDUCTION = "abduction"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class EventType(StrEnum):
+    INCIDENT = "incident"
+    ARREST = "arrest"
+    NRM_REFERRAL = "nrm_referral"
+    SAFEGUARDING_REFERRAL = "safeguarding_referral"
+    LINE_CLOSURE = "line_closure"
+
+
+class ReportPriority(StrEnum):
+    """Local priority grade some forces add to intelligence reports."""
+
+    HIGH = "high"  # threat to life or imminent harm
+    MEDIUM = "medium"  # time-critical
+    LOW = "low"
