@@ -1,1 +1,111 @@
-"""audit package."""
+"""The audit library: an RFC 9162 Merkle log of canonical entries, signed checkpoints and proofs.
+
+Pure code: the gateway passes in keys, clocks and node stores. Public names are re-exported here.
+"""
+
+from audit.checkpoint import (
+    Checkpoint,
+    NoteSignature,
+    SignedNote,
+    VerifierKey,
+    cosign,
+    key_id,
+    sign_checkpoint,
+    sign_note,
+    verify_checkpoint,
+    verify_cosignature,
+    verify_note,
+)
+from audit.entry import (
+    Actor,
+    AuditEntry,
+    EntryKind,
+    RecordRef,
+    SecurityEvent,
+    decode_entry,
+    encode_entry,
+    entry_leaf,
+    sealing_context,
+)
+from audit.errors import (
+    AuditError,
+    CheckpointError,
+    ConsistencyProofError,
+    CosignatureError,
+    EntryError,
+    InclusionProofError,
+    PayloadShredded,
+    ProofError,
+    SealingError,
+    TreeSizeError,
+)
+from audit.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    NodeGetter,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root_at,
+    root_from_leaves,
+    verify_consistency,
+    verify_inclusion,
+)
+from audit.sealing import KeyringSealer, SealedPayload, Sealer
+from audit.verify import Problem, VerifyReport, export_line, is_canonical_json, verify_export
+
+__all__ = [
+    "EMPTY_ROOT",
+    "Actor",
+    "AuditEntry",
+    "AuditError",
+    "Checkpoint",
+    "CheckpointError",
+    "ConsistencyProofError",
+    "CosignatureError",
+    "EntryError",
+    "EntryKind",
+    "Frontier",
+    "InclusionProofError",
+    "KeyringSealer",
+    "NodeGetter",
+    "NoteSignature",
+    "PayloadShredded",
+    "Problem",
+    "ProofError",
+    "RecordRef",
+    "SealedPayload",
+    "Sealer",
+    "SealingError",
+    "SecurityEvent",
+    "SignedNote",
+    "TreeSizeError",
+    "VerifierKey",
+    "VerifyReport",
+    "consistency_proof",
+    "cosign",
+    "decode_entry",
+    "encode_entry",
+    "entry_leaf",
+    "export_line",
+    "inclusion_proof",
+    "is_canonical_json",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "root_at",
+    "root_from_leaves",
+    "sealing_context",
+    "sign_checkpoint",
+    "sign_note",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_cosignature",
+    "verify_export",
+    "verify_inclusion",
+    "verify_note",
+]
+
+# --- store and log (audit/store/, audit/log.py: owned by the store helper) ---------------------
+# Add `from audit.log import AuditLog` etc. below and extend __all__ with `__all__ += [...]`.
