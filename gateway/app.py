@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from gateway.db import Database
+from gateway.audit_api.endpoints import router as audit_router
 from gateway.errors import install_error_handlers
 from gateway.health.endpoints import router as health_router
+from gateway.identity.endpoints import router as identity_router
 from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from gateway.node import open_node
+from gateway.records.endpoints import router as records_router
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -26,13 +29,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.resolved_database_url)
-        app.state.db = db
+        node = await open_node(settings)
+        app.state.node = node
+        app.state.db = node.db
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
         try:
             yield
         finally:
-            await db.dispose()
+            app.state.node = None
+            # Stops taking audit entries only after in-flight requests are done (uvicorn drains
+            # them before the lifespan ends); the writer flushes and signs a final checkpoint.
+            await node.close()
             log.info("node.stopped", force_code=settings.force_code)
 
     app = FastAPI(
@@ -46,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(identity_router)
+    app.include_router(records_router)
+    app.include_router(audit_router)
 
     def limit_for(path: str) -> int:
         return settings.max_bulk_bytes if path == BULK_PATH else settings.max_body_bytes

@@ -1,32 +1,298 @@
-"""The `gateway` command line: one entry point for operators, integrators and auditors."""
+"""The `gateway` command line: one entry point for operators, integrators and auditors.
+
+Node commands read their settings from GATEWAY_* environment variables (see docs/operator.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from gateway.audit_api.cli import audit_app
+from gateway.policy_cli import policy_app
+from gateway.settings import Settings
 
 app = typer.Typer(
     help="Police data-sharing gateway: run a force node, manage keys, policies and the audit log.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+
+clients_app = typer.Typer(help="Register force systems (OAuth2 client credentials).")
+keys_app = typer.Typer(help="Key encryption key rotation and retirement.")
+schemas_app = typer.Typer(help="Standard record schemas.")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.add_typer(schemas_app, name="schemas")
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:
+        _console().print(f"[red]invalid settings:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def init() -> None:
+    """Create this node's keys and database (idempotent): signing key, key encryption key,
+    audit sealing keys, migrations to head, blind-index secret, audit store."""
+    from gateway.node import init_node
+
+    settings = _settings()
+    done = init_node(settings)
+    console = _console()
+    console.print(f"[green]node for force {settings.force_code} ready[/] in {settings.data_dir}")
+    for item in done:
+        console.print(f"  - {item}")
 
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8005, help="Port to listen on."),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8005,
 ) -> None:
     """Run this force's node (settings from GATEWAY_* environment variables)."""
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.settings import Settings
 
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@clients_app.command("add")
+def clients_add(
+    name: Annotated[str, typer.Argument(help="A name for the force system, e.g. niche-rms")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: records:write, records:read, audit:read")
+    ] = "records:write,records:read",
+) -> None:
+    """Register a force system; its secret is shown once and stored only as a hash."""
+    from gateway.db import Database
+    from gateway.identity.clients import ClientError, NewClient, add_client, parse_scopes
+
+    settings = _settings()
+    try:
+        scope_list = parse_scopes(scopes)
+    except ClientError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def _add() -> NewClient:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.sessions() as session:
+                new = await add_client(session=session, name=name, scopes=scope_list)
+                await session.commit()
+                return new
+        finally:
+            await db.dispose()
+
+    try:
+        new = asyncio.run(_add())
+    except ClientError as exc:
+        _console().print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console = _console()
+    console.print(f"client_id:     {new.client_id}")
+    console.print(f"client_secret: {new.secret}")
+    console.print(f"scopes:        {' '.join(new.scopes)}")
+    console.print("[yellow]The secret is shown only now. Store it in the force system's vault.[/]")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish a rotation without a new KEK version")
+    ] = False,
+) -> None:
+    """Create a new KEK version and re-wrap every data key and node secret under it. Safe while
+    the node serves; resumable."""
+    from gateway.db import Database
+    from gateway.node import open_kek_provider
+    from gateway.records.rotation import RotationSummary, rotate_kek
+
+    settings = _settings()
+    console = _console()
+    kek = open_kek_provider(settings)
+    db = Database(settings.resolved_database_url)
+
+    async def _run() -> RotationSummary:
+        with _progress(console) as progress:
+            task = progress.add_task("re-wrapping data keys", total=None)
+            try:
+                return await rotate_kek(
+                    sessions=db.sessions,
+                    kek=kek,
+                    create_version=not resume,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+            finally:
+                await db.dispose()
+
+    try:
+        summary = asyncio.run(_run())
+    finally:
+        kek.close()
+    table = Table(title="KEK rotation")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("current KEK version", summary.new_version)
+    table.add_row("data keys re-wrapped", str(summary.data_keys))
+    table.add_row("node secrets re-wrapped", str(summary.secrets))
+    table.add_row("keys still on older versions", str(summary.remaining_on_old))
+    console.print(table)
+    if summary.remaining_on_old:
+        console.print("Records written during rotation remain; run `gateway keys rotate --resume`.")
+
+
+@keys_app.command("retire")
+def keys_retire(version: Annotated[str, typer.Argument(help="KEK version, e.g. v1")]) -> None:
+    """Destroy an old KEK version once nothing is wrapped under it."""
+    from gateway.db import Database
+    from gateway.node import open_kek_provider
+    from gateway.records.rotation import retire_kek_version
+
+    settings = _settings()
+    kek = open_kek_provider(settings)
+    db = Database(settings.resolved_database_url)
+
+    async def _run() -> None:
+        try:
+            await retire_kek_version(sessions=db.sessions, kek=kek, version=version)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(_run())
+    except ValueError as exc:
+        _console().print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        kek.close()
+    _console().print(f"[green]KEK {version} retired[/]")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files")] = Path(
+        "schemas/json/v1"
+    ),
+) -> None:
+    """Write the JSON Schema 2020-12 files of the record schemas v1."""
+    from schemas import export_json_schemas
+
+    written = export_json_schemas(out)
+    for path in written:
+        _console().print(f"wrote {path}")
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="NDJSON records", exists=True, dir_okay=False)],
+    url: Annotated[str, typer.Option(help="The node's URL")] = "http://127.0.0.1:8005",
+    client_id: Annotated[str, typer.Option(envvar="GATEWAY_CLIENT_ID")] = "",
+    client_secret: Annotated[str, typer.Option(envvar="GATEWAY_CLIENT_SECRET")] = "",
+    report: Annotated[
+        Path | None, typer.Option(help="Report file (default FILE.report.json)")
+    ] = None,
+    chunk: Annotated[int, typer.Option(help="Lines per bulk request", min=1, max=100_000)] = 2000,
+) -> None:
+    """Load records into a running node through its sync API (client credentials)."""
+    from gateway.records.importer import import_over_http
+
+    if not client_id or not client_secret:
+        raise typer.BadParameter("--client-id and --client-secret (or GATEWAY_CLIENT_*) needed")
+    console = _console()
+    total = sum(1 for _ in file.open("rb"))
+    with _progress(console) as progress:
+        task = progress.add_task("importing", total=total)
+        try:
+            summary = import_over_http(
+                file,
+                url=url,
+                client_id=client_id,
+                secret=client_secret,
+                lines_per_chunk=chunk,
+                progress=lambda n: progress.advance(task, n),
+            )
+        except (RuntimeError, OSError) as exc:
+            console.print(f"[red]import stopped:[/] {exc}")
+            raise typer.Exit(1) from exc
+    report = report or file.with_name(file.name + ".report.json")
+    summary.write_report(report)
+    table = Table(title=f"import of {file.name}")
+    table.add_column("lines")
+    table.add_column("accepted")
+    table.add_column("rejected")
+    table.add_column("created/replaced/unchanged")
+    table.add_column("records/s")
+    table.add_row(
+        str(summary.lines),
+        str(summary.accepted),
+        str(summary.rejected),
+        f"{summary.created}/{summary.replaced}/{summary.unchanged}",
+        f"{summary.per_second:,.0f}",
+    )
+    console.print(table)
+    console.print(f"report: {report}")
+    if summary.rejected:
+        raise typer.Exit(1)
 
 
 @app.command()
 def version() -> None:
     """Print the gateway's version."""
     typer.echo("0.1.0")
+
+
+@app.command("demo")
+def demo_command(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its nodes")] = Path(
+        "var/demo"
+    ),
+    records: Annotated[int, typer.Option(help="Synthetic records per force")] = 2000,
+) -> None:
+    """Run the scripted walk-through on local nodes and say what happened at each step."""
+    from gateway.demo import run_demo
+
+    ok = run_demo(workdir=workdir, records=records, console=_console())
+    raise typer.Exit(0 if ok else 1)

@@ -41,6 +41,19 @@ class Settings(BaseSettings):
 
     auditor_token: SecretStr = SecretStr(DEV_AUDITOR_TOKEN)
 
+    kek_provider: Literal["local", "pkcs11"] = "local"
+    kek_file: Path | None = Field(default=None, description="default: data_dir/kek.json")
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str = "gateway"  # noqa: S105 - a token label, not a secret
+    pkcs11_pin_file: Path | None = None
+
+    audit_database_url: str | None = Field(
+        default=None,
+        description="audit store: a PostgreSQL URL, or default SQLite file data_dir/audit.db "
+        "(PostgreSQL nodes default to their main database)",
+    )
+    checkpoint_interval_seconds: float = Field(default=1.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
@@ -58,6 +71,23 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.environment != "development"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.data_dir / "node-signing.pem"
+
+    @property
+    def kek_path(self) -> Path:
+        return self.kek_file or self.data_dir / "kek.json"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.data_dir / "audit-keys.json"
+
+    @property
+    def log_origin(self) -> str:
+        """The audit log's origin line: unique per node (C2SP checkpoint origin)."""
+        return f"police-gateway/force-{self.force_code}"
 
     @property
     def resolved_database_url(self) -> str:

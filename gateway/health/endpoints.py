@@ -32,7 +32,7 @@ async def healthz(request: Request) -> HealthStatus:
 )
 async def readyz(request: Request) -> HealthStatus:
     try:
-        await request.app.state.db.ping()
+        await request.app.state.node.db.ping()
     except Exception as exc:
         log.warning("readiness.failed", error_type=type(exc).__name__)
         raise ServiceUnavailable("The node's database is not reachable.") from exc

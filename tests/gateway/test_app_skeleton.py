@@ -14,9 +14,12 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
 from gateway.app import create_app
+from gateway.db import Database
 from gateway.errors import Forbidden
 from gateway.logging import REDACTED, configure_logging
+from gateway.node import NodeStartupError, init_node
 from gateway.settings import Settings
+from tests.gateway.conftest import make_settings
 
 
 class Item(BaseModel):
@@ -26,9 +29,9 @@ class Item(BaseModel):
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test", data_dir=tmp_path, max_body_bytes=2048, auditor_token="x" * 32
-    )
+    settings = make_settings(tmp_path, max_body_bytes=2048)
+    init_node(settings)
+    return settings
 
 
 @pytest.fixture
@@ -122,17 +125,20 @@ def test_probes(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+def test_readyz_is_503_when_the_database_is_unreachable(settings: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    settings = Settings(
-        environment="test",
-        database_url=f"sqlite+aiosqlite:///{blocker}/sub/node.db",
-        auditor_token="x" * 32,
-    )
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/readyz").status_code == 200
+        c.app.state.node.db = Database(f"sqlite+aiosqlite:///{blocker}/sub/node.db")
         assert_problem(c.get("/readyz"), 503, "unavailable")
+
+
+def test_node_refuses_to_start_uninitialised(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path / "empty"))
+    with pytest.raises(NodeStartupError, match="gateway init"), TestClient(app):
+        pass
 
 
 @pytest.mark.parametrize("placeholder", ["change-me", "", "dev-auditor-token", "secret"])

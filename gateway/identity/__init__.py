@@ -1,0 +1,1 @@
+"""Who is calling: force-system clients (OAuth2 client credentials) and, later, analysts."""

@@ -1,0 +1,191 @@
+"""Turning a validated record into what the node stores, and back.
+
+Which values are encrypted and which feed a blind index comes from the schema alone
+(`schemas.walk_fields`): storage has no list of its own. Each sensitive value is sealed under the
+record's data key, bound to force, record id, JSON pointer and schema version; each indexed value
+yields HMAC tags under this force's index keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gateway.keys.blind_index import IndexKeyring
+from gateway.keys.fields import FieldCipher, is_field_ciphertext, new_data_key
+from gateway.keys.provider import KekProvider, WrappedKey
+from schemas import set_pointer, walk_fields
+from schemas.enums import ClassificationRank
+
+# Envelope members excluded from the content hash: the node assigns them.
+_NODE_ASSIGNED = ("version",)
+
+
+@dataclass
+class NodeKeys:
+    """This node's keys as the record layer needs them."""
+
+    force: str
+    kek: KekProvider
+    index: IndexKeyring
+    index_version: int = 1
+
+
+@dataclass
+class ProtectedRecord:
+    record_id: str
+    kind: str
+    schema_version: str
+    document: dict[str, Any]
+    data_key_id: str
+    wrapped_key: WrappedKey | None  # None when an existing data key is reused
+    terms: list[tuple[str, bytes]]
+    policy_attrs: dict[str, Any]
+    class_key: str
+    classification_rank: int
+    handling_code: str
+    next_review: date | None
+    content_sha256: str
+
+
+def _stable_json(value: Any) -> bytes:
+    # Only ever compared with itself on this node (change detection, class keys), so sorted-key
+    # JSON is enough here; RFC 8785 is kept for what is signed or hashed across nodes.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_sha256(record: dict[str, Any]) -> str:
+    """Hash of the record as the force sent it, without what the node assigns."""
+    trimmed = {k: v for k, v in record.items() if k not in _NODE_ASSIGNED}
+    return hashlib.sha256(_stable_json(trimmed)).hexdigest()
+
+
+def classification_rank(record: dict[str, Any]) -> int:
+    classification = record.get("classification") or {}
+    tier = classification.get("tier")
+    if tier == "TOP_SECRET":
+        return int(ClassificationRank.TOP_SECRET)
+    if tier == "SECRET":
+        return int(ClassificationRank.SECRET)
+    if classification.get("sensitive"):
+        return int(ClassificationRank.OFFICIAL_SENSITIVE)
+    return int(ClassificationRank.OFFICIAL)
+
+
+def policy_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    """The record attributes policies read (never sensitive values), as stored in the clear."""
+    grading = record.get("grading") or {}
+    retention = record.get("retention") or {}
+    return {
+        "kind": record["kind"],
+        "owner_force": record["owner_force"],
+        "classification_rank": classification_rank(record),
+        "handling": grading.get("handling") or "P",
+        "has_conditions": bool(grading.get("conditions")),
+        "condition_forces": sorted(grading.get("condition_forces") or []),
+        "subject_categories": sorted(record.get("subject_categories") or []),
+        "sensitive_categories": sorted(record.get("sensitive_categories") or []),
+        "next_review": retention.get("next_review"),
+        "retain_decision": bool(retention.get("retain_decision")),
+    }
+
+
+def class_key_of(attrs: dict[str, Any]) -> str:
+    """Key of the equivalence class (everything but the review date, which is compared per day)."""
+    static = {k: v for k, v in attrs.items() if k != "next_review"}
+    return hashlib.sha256(_stable_json(static)).hexdigest()[:32]
+
+
+def protect_record(
+    record: dict[str, Any],
+    keys: NodeKeys,
+    *,
+    reuse_key: tuple[str, bytes] | None = None,
+) -> ProtectedRecord:
+    """Encrypt the sensitive values of a validated record (plain JSON form) and index it."""
+    if reuse_key is None:
+        key_id, data_key = new_data_key()
+        wrapped: WrappedKey | None = keys.kek.wrap(data_key)
+    else:
+        key_id, data_key = reuse_key
+        wrapped = None
+    cipher = FieldCipher(data_key, key_id)
+    document = json.loads(json.dumps(record))
+    record_id = str(record["id"])
+    schema_version = str(record["schema_version"])
+    terms: list[tuple[str, bytes]] = []
+    for field in walk_fields(record):
+        spec = field.spec
+        if spec.index is not None and isinstance(field.value, str):
+            for term in keys.index.terms(spec.index, field.value, version=keys.index_version):
+                terms.append((term.term_kind, bytes.fromhex(term.tag_hex)))
+        if spec.sensitive:
+            set_pointer(
+                document,
+                field.pointer,
+                cipher.encrypt(
+                    field.value,
+                    force=keys.force,
+                    record_id=record_id,
+                    pointer=field.pointer,
+                    schema_version=schema_version,
+                ),
+            )
+    attrs = policy_attributes(record)
+    review = attrs["next_review"]
+    return ProtectedRecord(
+        record_id=record_id,
+        kind=str(record["kind"]),
+        schema_version=schema_version,
+        document=document,
+        data_key_id=key_id,
+        wrapped_key=wrapped,
+        terms=list(dict.fromkeys(terms)),
+        policy_attrs=attrs,
+        class_key=class_key_of(attrs),
+        classification_rank=int(attrs["classification_rank"]),
+        handling_code=str(attrs["handling"]),
+        next_review=date.fromisoformat(review) if review else None,
+        content_sha256=content_sha256(record),
+    )
+
+
+def reveal_record(
+    document: dict[str, Any], *, data_key: bytes, key_id: str, force: str
+) -> dict[str, Any]:
+    """Decrypt every field ciphertext of a stored document. Raises if any fails to open."""
+    record = copy.deepcopy(document)
+    cipher = FieldCipher(data_key, key_id)
+    record_id = str(document["id"])
+    schema_version = str(document["schema_version"])
+    for pointer, token in list(_ciphertexts(document, "")):
+        set_pointer(
+            record,
+            pointer,
+            cipher.decrypt(
+                token,
+                force=force,
+                record_id=record_id,
+                pointer=pointer,
+                schema_version=schema_version,
+            ),
+        )
+    return record
+
+
+def _ciphertexts(value: Any, pointer: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            escaped = str(key).replace("~", "~0").replace("/", "~1")
+            found.extend(_ciphertexts(item, f"{pointer}/{escaped}"))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.extend(_ciphertexts(item, f"{pointer}/{i}"))
+    elif is_field_ciphertext(value):
+        found.append((pointer, str(value)))
+    return found

@@ -1,0 +1,446 @@
+"""The force system's record operations: create or replace, read back, erase, bulk load, changes.
+
+Every write is logged as an s.62 operation (collect, alter, erase) in the audit log, and the
+database transaction commits only after the audit entry is durable: nothing is stored unlogged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from audit.entry import RecordRef
+from gateway.audit_api.service import NodeAudit
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    Gone,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
+from gateway.identity.principals import SystemPrincipal
+from gateway.keys.provider import WrappedKey
+from gateway.records import repository
+from gateway.records.protection import NodeKeys, ProtectedRecord, protect_record, reveal_record
+from schemas import RecordValidationError, parse_ndjson, parse_record
+from schemas.enums import S62Operation
+
+log = structlog.get_logger(__name__)
+
+WriteStatus = Literal["created", "replaced", "unchanged"]
+ERASE_REASONS = ("retention_review", "erasure", "error", "duplicate")
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    record_id: str
+    version: int
+    status: WriteStatus
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_owner(record: dict[str, Any], keys: NodeKeys) -> None:
+    if record.get("owner_force") != keys.force:
+        raise Forbidden(
+            f"This node holds force {keys.force}'s records; a record owned by force "
+            f"{record.get('owner_force')} must be sent to that force's node."
+        )
+
+
+def _protect_batch(
+    records: Sequence[dict[str, Any]],
+    existing: dict[str, repository.ExistingRecord],
+    keys: NodeKeys,
+) -> list[tuple[ProtectedRecord, int, bool] | None]:
+    """CPU work (encryption, HMAC), run in a worker thread. None marks an unchanged record."""
+    out: list[tuple[ProtectedRecord, int, bool] | None] = []
+    for record in records:
+        old = existing.get(record["id"])
+        if old is None:
+            protected = protect_record(record, keys)
+            out.append((protected, 1, True))
+            continue
+        data_key = keys.kek.unwrap(WrappedKey(kek_version=old.kek_version, blob=old.wrapped))
+        protected = protect_record(record, keys, reuse_key=(old.data_key_id, data_key))
+        if protected.content_sha256 == old.content_sha256:
+            out.append(None)
+        else:
+            out.append((protected, old.version + 1, False))
+    return out
+
+
+def _set_versions(record: dict[str, Any], version: int) -> None:
+    record["version"] = version
+
+
+async def store_records(
+    *,
+    session: AsyncSession,
+    keys: NodeKeys,
+    audit: NodeAudit,
+    principal: SystemPrincipal,
+    records: Sequence[dict[str, Any]],
+    request_id: str | None,
+    expected_versions: dict[str, int] | None = None,
+) -> list[WriteOutcome]:
+    """Create or replace validated records (plain JSON form) of this node's force."""
+    for record in records:
+        _check_owner(record, keys)
+    ids = [r["id"] for r in records]
+    existing = await repository.existing_records(session, ids)
+    for record_id, expected in (expected_versions or {}).items():
+        current = existing.get(record_id)
+        if current is None or current.version != expected:
+            have = "absent" if current is None else f"at version {current.version}"
+            raise PreconditionFailed(
+                f"Record {record_id} is {have}, not at version {expected} (If-Match)."
+            )
+    # The node assigns versions, so set them before hashing and encrypting.
+    for record in records:
+        old = existing.get(record["id"])
+        _set_versions(record, 1 if old is None else old.version + 1)
+    protected = await asyncio.to_thread(_protect_batch, records, existing, keys)
+    outcomes: list[WriteOutcome] = []
+    writes: list[tuple[ProtectedRecord, int, bool]] = []
+    for record, item in zip(records, protected, strict=True):
+        if item is None:
+            old = existing[record["id"]]
+            outcomes.append(WriteOutcome(record["id"], old.version, "unchanged"))
+            continue
+        writes.append(item)
+        p, version, created = item
+        outcomes.append(WriteOutcome(p.record_id, version, "created" if created else "replaced"))
+    if not writes:
+        return outcomes
+    now = _now()
+    await repository.write_records(session, writes, now)
+    await session.flush()
+    # Audit before commit: a collection that cannot be logged does not happen.
+    for operation, created_flag in ((S62Operation.COLLECT, True), (S62Operation.ALTER, False)):
+        refs = [
+            RecordRef(force=keys.force, record_id=p.record_id, version=v)
+            for p, v, c in writes
+            if c is created_flag
+        ]
+        if refs:
+            await audit.record(
+                operation, actor=principal.actor(), request_id=request_id, records=refs
+            )
+    return outcomes
+
+
+async def put_record(
+    *,
+    session: AsyncSession,
+    keys: NodeKeys,
+    audit: NodeAudit,
+    principal: SystemPrincipal,
+    record_id: str,
+    data: dict[str, Any],
+    if_match: int | None,
+    request_id: str | None,
+) -> WriteOutcome:
+    if data.get("id") != record_id:
+        raise BadRequest(
+            f"The record's id ({data.get('id')!r}) does not match the URL ({record_id!r}).",
+            extra={"errors": [{"pointer": "/id", "detail": "must equal the id in the URL"}]},
+        )
+    record = parse_record(data).model_dump(mode="json")
+    outcomes = await store_records(
+        session=session,
+        keys=keys,
+        audit=audit,
+        principal=principal,
+        records=[record],
+        request_id=request_id,
+        expected_versions={record_id: if_match} if if_match is not None else None,
+    )
+    return outcomes[0]
+
+
+async def read_own_record(
+    *,
+    session: AsyncSession,
+    keys: NodeKeys,
+    audit: NodeAudit,
+    principal: SystemPrincipal,
+    record_id: str,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The owning force's system reads its record back, decrypted (an s.62 consultation)."""
+    stored = await repository.fetch_records(session, [record_id])
+    if not stored:
+        if await repository.was_erased(session, record_id):
+            raise Gone(f"Record {record_id} was erased.")
+        raise NotFound(f"This node holds no record {record_id}.")
+    row = stored[0]
+    await audit.record(
+        S62Operation.CONSULT,
+        actor=principal.actor(),
+        request_id=request_id,
+        purpose="record_sync",
+        records=[RecordRef(force=keys.force, record_id=record_id, version=row.version)],
+    )
+    data_key = await asyncio.to_thread(
+        keys.kek.unwrap, WrappedKey(kek_version=row.kek_version, blob=row.wrapped)
+    )
+    return reveal_record(row.document, data_key=data_key, key_id=row.data_key_id, force=keys.force)
+
+
+async def erase(
+    *,
+    session: AsyncSession,
+    keys: NodeKeys,
+    audit: NodeAudit,
+    principal: SystemPrincipal,
+    record_id: str,
+    reason: str,
+    request_id: str | None,
+) -> int:
+    if reason not in ERASE_REASONS:
+        raise BadRequest(f"Unknown erase reason {reason!r}; use one of {', '.join(ERASE_REASONS)}.")
+    existing = await repository.existing_records(session, [record_id])
+    if record_id not in existing:
+        if await repository.was_erased(session, record_id):
+            raise Gone(f"Record {record_id} was already erased.")
+        raise NotFound(f"This node holds no record {record_id}.")
+    version = existing[record_id].version
+    await repository.erase_record(session, record_id, version, reason, _now())
+    await session.flush()
+    await audit.record(
+        S62Operation.ERASE,
+        actor=principal.actor(),
+        request_id=request_id,
+        purpose=reason,
+        records=[RecordRef(force=keys.force, record_id=record_id, version=version)],
+    )
+    return version
+
+
+# --- bulk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LineReport:
+    line: int
+    status: Literal["accepted", "rejected"]
+    record_id: str | None = None
+    version: int | None = None
+    outcome: WriteStatus | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BulkReport:
+    accepted: int = 0
+    rejected: int = 0
+    created: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    atomic: bool = False
+    committed: bool = True
+    lines: list[LineReport] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "created": self.created,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "atomic": self.atomic,
+            "committed": self.committed,
+            "lines": [
+                {k: v for k, v in vars(line).items() if v not in (None, [])} for line in self.lines
+            ],
+        }
+
+
+BULK_CHUNK = 500
+
+
+async def bulk_load(
+    *,
+    session: AsyncSession,
+    keys: NodeKeys,
+    audit: NodeAudit,
+    principal: SystemPrincipal,
+    lines: AsyncIterator[bytes],
+    atomic: bool,
+    max_lines: int,
+    max_line_bytes: int,
+    request_id: str | None,
+) -> BulkReport:
+    """Load NDJSON records in chunks. Non-atomic: each chunk commits on its own, so a crash
+    loses at most the chunk in flight (a retry with the same content is a no-op for what landed).
+    Atomic: one transaction, rolled back when any line is rejected."""
+    report = BulkReport(atomic=atomic)
+    pending: list[tuple[int, dict[str, Any]]] = []
+    seen_ids: dict[str, int] = {}
+    count = 0
+
+    async def flush() -> None:
+        if not pending:
+            return
+        batch = list(pending)
+        pending.clear()
+        outcomes = await store_records(
+            session=session,
+            keys=keys,
+            audit=audit,
+            principal=principal,
+            records=[r for _, r in batch],
+            request_id=request_id,
+        )
+        for (line_no, _), outcome in zip(batch, outcomes, strict=True):
+            report.accepted += 1
+            setattr(report, outcome.status, getattr(report, outcome.status) + 1)
+            report.lines.append(
+                LineReport(
+                    line=line_no,
+                    status="accepted",
+                    record_id=outcome.record_id,
+                    version=outcome.version,
+                    outcome=outcome.status,
+                )
+            )
+        if not atomic:
+            await session.commit()
+
+    async for parsed in _parse_stream(lines, max_line_bytes):
+        count += 1
+        if count > max_lines:
+            raise PayloadTooLarge(f"A bulk upload holds at most {max_lines} lines.")
+        if not parsed.ok or parsed.record is None:
+            report.rejected += 1
+            report.lines.append(
+                LineReport(
+                    line=parsed.line,
+                    status="rejected",
+                    errors=[{"pointer": p, "detail": d} for p, d in parsed.errors],
+                )
+            )
+            continue
+        record = parsed.record.model_dump(mode="json")
+        if record.get("owner_force") != keys.force:
+            report.rejected += 1
+            report.lines.append(
+                LineReport(
+                    line=parsed.line,
+                    status="rejected",
+                    record_id=record.get("id"),
+                    errors=[
+                        {
+                            "pointer": "/owner_force",
+                            "detail": f"this node holds force {keys.force}'s records only",
+                        }
+                    ],
+                )
+            )
+            continue
+        if record["id"] in seen_ids:
+            report.rejected += 1
+            report.lines.append(
+                LineReport(
+                    line=parsed.line,
+                    status="rejected",
+                    record_id=record["id"],
+                    errors=[
+                        {
+                            "pointer": "/id",
+                            "detail": f"duplicate of line {seen_ids[record['id']]} in this upload",
+                        }
+                    ],
+                )
+            )
+            continue
+        seen_ids[record["id"]] = parsed.line
+        pending.append((parsed.line, record))
+        if len(pending) >= BULK_CHUNK:
+            await flush()
+    if atomic and report.rejected:
+        await session.rollback()
+        report.committed = False
+        report.created = report.replaced = report.unchanged = 0
+        report.accepted = 0
+        report.lines = [line for line in report.lines if line.status == "rejected"]
+        return report
+    await flush()
+    report.lines.sort(key=lambda line: line.line)
+    return report
+
+
+async def _parse_stream(lines: AsyncIterator[bytes], max_line_bytes: int) -> AsyncIterator[Any]:
+    """Parse NDJSON lines as they arrive (schemas.parse_ndjson works line by line)."""
+    number = 0
+    async for raw in lines:
+        number += 1
+        for parsed in parse_ndjson([raw], max_line_bytes=max_line_bytes):
+            yield dataclasses.replace(parsed, line=number)
+
+
+# --- change feed -----------------------------------------------------------------------------
+
+_CURSOR_PREFIX = "c1:"
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("The cursor is not one this node issued.") from exc
+    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+        raise BadRequest("The cursor is not one this node issued.")
+    return int(raw[len(_CURSOR_PREFIX) :])
+
+
+async def changes_since(
+    *, session: AsyncSession, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str]:
+    since = decode_cursor(cursor)
+    rows = await repository.change_feed(session, since, limit)
+    items = [
+        {
+            "seq": row.seq,
+            "record_id": row.record_id,
+            "version": row.version,
+            "op": row.op,
+            **({"reason": row.reason} if row.reason else {}),
+            "at": row.at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z"),
+        }
+        for row in rows
+    ]
+    last = rows[-1].seq if rows else since
+    return items, encode_cursor(int(last or 0))
+
+
+__all__ = [
+    "BulkReport",
+    "RecordValidationError",
+    "WriteOutcome",
+    "bulk_load",
+    "changes_since",
+    "erase",
+    "put_record",
+    "read_own_record",
+    "store_records",
+]
