@@ -24,6 +24,7 @@ from rich.table import Table
 from gateway.audit_api.cli import audit_app
 from gateway.policy_cli import policy_app
 from gateway.settings import Settings
+from gateway.synth.cli import synth
 
 app = typer.Typer(
     help="Police data-sharing gateway: run a force node, manage keys, policies and the audit log.",
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.command("synth")(synth)
 
 clients_app = typer.Typer(help="Register force systems (OAuth2 client credentials).")
 keys_app = typer.Typer(help="Key encryption key rotation and retirement.")

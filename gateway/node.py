@@ -33,6 +33,7 @@ from gateway.migrations.runner import upgrade_to_head
 from gateway.records.protection import NodeKeys
 from gateway.records.tables import NodeSecretRow
 from gateway.settings import Settings
+from policies import EXAMPLE_POLICY_DIR, PolicyEngine, PolicyLoadError
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,7 @@ class Node:
     signing_key: NodeSigningKey
     keys: NodeKeys
     audit: NodeAudit
+    policies: PolicyEngine
 
     async def close(self) -> None:
         await asyncio.to_thread(self.audit.log.close)
@@ -143,8 +145,18 @@ def init_node(settings: Settings) -> list[str]:
     return created
 
 
+def load_policies(settings: Settings) -> PolicyEngine:
+    """Load and validate the policy set; an invalid set stops the node (fail closed)."""
+    directory = settings.policy_dir or EXAMPLE_POLICY_DIR
+    try:
+        return PolicyEngine.load(directory)
+    except PolicyLoadError as exc:
+        raise NodeStartupError(f"the policy set in {directory} is invalid: {exc}") from exc
+
+
 async def open_node(settings: Settings) -> Node:
     """Load everything the node needs; raises NodeStartupError rather than run half-configured."""
+    policies = load_policies(settings)
     try:
         signing_key = load_signing_key_file(settings.signing_key_file)
     except Exception as exc:
@@ -191,4 +203,11 @@ async def open_node(settings: Settings) -> Node:
         sessions=db.sessions,
     )
     await audit.rebuild_index()
-    return Node(settings=settings, db=db, signing_key=signing_key, keys=keys, audit=audit)
+    return Node(
+        settings=settings,
+        db=db,
+        signing_key=signing_key,
+        keys=keys,
+        audit=audit,
+        policies=policies,
+    )

@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     )
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0)
 
+    policy_dir: Path | None = Field(
+        default=None,
+        description="directory with agreements/ (Cedar + YAML); default: the shipped examples",
+    )
+
+    # --- federation and analyst identity -------------------------------------------------------
+    manifest_file: Path | None = Field(
+        default=None, description="signed federation manifest (JWS); default data_dir/manifest.jws"
+    )
+    authority_key_file: Path | None = Field(
+        default=None,
+        description="the federation authority's public key (JWK JSON); "
+        "default data_dir/authority.pub.jwk",
+    )
+    builtin_issuer: bool | None = Field(
+        default=None,
+        description="serve the built-in token issuer for demo users; default: on except production",
+    )
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    partner_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
@@ -71,6 +92,20 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.environment != "development"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.manifest_file or self.data_dir / "manifest.jws"
+
+    @property
+    def authority_key_path(self) -> Path:
+        return self.authority_key_file or self.data_dir / "authority.pub.jwk"
+
+    @property
+    def builtin_issuer_enabled(self) -> bool:
+        if self.builtin_issuer is not None:
+            return self.builtin_issuer
+        return self.environment != "production"
 
     @property
     def signing_key_file(self) -> Path:

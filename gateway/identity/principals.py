@@ -29,3 +29,18 @@ class AuditorPrincipal:
 
     def actor(self) -> Actor:
         return Actor(user_id=self.user_id, force=self.force, roles=self.roles)
+
+
+@dataclass(frozen=True)
+class AnalystPrincipal:
+    """A force analyst, authenticated by a token from an issuer the manifest trusts for `force`."""
+
+    user_id: str
+    force: str
+    roles: tuple[str, ...]
+    vetting: str
+    units: tuple[str, ...] = ()
+    issuer: str = ""
+
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, force=self.force, roles=self.roles, vetting=self.vetting)
