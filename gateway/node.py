@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -52,6 +53,8 @@ class Node:
     keys: NodeKeys
     audit: NodeAudit
     policies: PolicyEngine
+    # The federation manifest (trust registry); None when this node is not in a federation yet.
+    manifest: Any = None
 
     async def close(self) -> None:
         await asyncio.to_thread(self.audit.log.close)
@@ -210,4 +213,16 @@ async def open_node(settings: Settings) -> Node:
         keys=keys,
         audit=audit,
         policies=policies,
+        manifest=_open_manifest(settings),
     )
+
+
+def _open_manifest(settings: Settings) -> Any:
+    try:
+        from gateway.federation.manifest import open_manifest
+    except ImportError:
+        return None
+    try:
+        return open_manifest(settings)
+    except Exception as exc:
+        raise NodeStartupError(f"the federation manifest cannot be used: {exc}") from exc

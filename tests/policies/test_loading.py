@@ -187,5 +187,6 @@ def test_the_shipped_examples_load() -> None:
         "county-lines-05-20",
         "modern-slavery-regional",
         "met-pointers-only",
+        "own-force-use",
     }
     assert all(p.layer == "base" for p in loaded.policies.values() if p.id.startswith("base."))

@@ -34,6 +34,7 @@ def test_example_policies_pass_check() -> None:
         "county-lines-05-20": ("05", "20"),
         "modern-slavery-regional": ("05", "20", "01"),
         "met-pointers-only": ("01", "05", "20"),
+        "own-force-use": ("05", "20", "01"),
     }
     assert all(a.status == "in force" for a in report.agreements)
 
@@ -133,7 +134,7 @@ def test_cli_check_and_test_pass_on_the_examples() -> None:
     checked = runner.invoke(policy_app, ["check", str(EXAMPLE_POLICY_DIR), "--on", "2026-06-01"])
     assert checked.exit_code == 0, checked.output
     assert "county-lines-05-20" in checked.output
-    assert "26 policies valid" in checked.output
+    assert "30 policies valid" in checked.output
     tested = runner.invoke(policy_app, ["test", str(EXAMPLE_POLICY_DIR)])
     assert tested.exit_code == 0, tested.output
     assert " 0 failed" in tested.output

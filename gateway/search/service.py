@@ -1,0 +1,350 @@
+"""Local search and disclosure: the single enforcement point for every read of records by people
+outside the owning force's own systems (own analysts, partner forces).
+
+1. Query terms are normalised and turned into this force's blind-index tags; candidate records
+   are found by tag alone.
+2. Each candidate is decrypted and re-checked against the normalised query values, so a
+   truncated-tag collision never produces a false hit.
+3. Policy decides once per equivalence class of records (owner, kind, classification, handling,
+   categories, retention), and `policies.apply_decision` filters each record before anything is
+   serialised: hidden and denied records are dropped, pointers carry only whom to contact.
+
+No audit entry is written here: the caller writes consult/disclose from the `LocalAnswer`
+before it sends anything (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from audit.entry import RecordRef
+from gateway.identity.principals import AnalystPrincipal
+from gateway.keys.blind_index import normalised_terms
+from gateway.keys.provider import WrappedKey
+from gateway.node import Node
+from gateway.records import repository
+from gateway.records.protection import reveal_record
+from policies import (
+    WITHHELD_KEY,
+    Decision,
+    Mode,
+    Outcome,
+    PolicyContext,
+    Principal,
+    apply_decision,
+    record_attributes_from_json,
+)
+from schemas import field_groups, walk_fields
+from schemas.enums import VettingLevel
+from schemas.fields import IndexKind
+
+# Query fields and the blind index each one searches.
+_FIELDS: dict[str, IndexKind] = {
+    "phone": IndexKind.PHONE,
+    "vrm": IndexKind.VRM,
+    "name": IndexKind.NAME,
+    "dob": IndexKind.DOB,
+    "postcode": IndexKind.POSTCODE,
+    "line_name": IndexKind.LINE_NAME,
+}
+# Term kinds that, on their own, identify a match for a field.
+_EXACT_KINDS: dict[str, frozenset[str]] = {
+    "phone": frozenset({"phone"}),
+    "vrm": frozenset({"vrm"}),
+    "dob": frozenset({"dob"}),
+    "postcode": frozenset({"postcode"}),
+    "line_name": frozenset({"line_name"}),
+    "name": frozenset({"name_full", "name_full_phonetic"}),
+}
+MAX_CANDIDATES = 1000
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    phone: str | None = None
+    vrm: str | None = None
+    name: str | None = None
+    dob: str | None = None
+    postcode: str | None = None
+    line_name: str | None = None
+    kinds: tuple[str, ...] = ()
+
+    def given(self) -> dict[str, str]:
+        return {
+            name: value
+            for name in _FIELDS
+            if (value := getattr(self, name)) is not None and str(value).strip()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.given())
+        if self.kinds:
+            data["kinds"] = list(self.kinds)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchTerms:
+        values = {k: (str(v) if v is not None else None) for k, v in data.items() if k in _FIELDS}
+        kinds = tuple(str(k) for k in data.get("kinds") or ())
+        return cls(**values, kinds=kinds)
+
+
+@dataclass
+class LocalHit:
+    record_id: str
+    kind: str
+    outcome: str
+    record: dict[str, Any] | None = None
+    contact: str | None = None
+    matched: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LocalHit:
+        return cls(
+            record_id=str(data["record_id"]),
+            kind=str(data["kind"]),
+            outcome=str(data["outcome"]),
+            record=data.get("record"),
+            contact=data.get("contact"),
+            matched=[str(m) for m in data.get("matched") or []],
+        )
+
+
+@dataclass
+class LocalAnswer:
+    mode: str
+    hits: list[LocalHit] = field(default_factory=list)
+    policy_ids: tuple[str, ...] = ()
+    policy_hash: str = ""
+    decision: str = ""
+    disclosed: list[RecordRef] = field(default_factory=list)
+    matched: list[RecordRef] = field(default_factory=list)
+    fields_withheld: list[str] = field(default_factory=list)
+    denied_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "hits": [h.to_json() for h in self.hits],
+            "policy_ids": list(self.policy_ids),
+            "policy_hash": self.policy_hash,
+            "decision": self.decision,
+            "disclosed": [r.to_json() for r in self.disclosed],
+            "matched": [r.to_json() for r in self.matched],
+            "fields_withheld": list(self.fields_withheld),
+            "denied_reason": self.denied_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LocalAnswer:
+        return cls(
+            mode=str(data["mode"]),
+            hits=[LocalHit.from_json(h) for h in data.get("hits") or []],
+            policy_ids=tuple(data.get("policy_ids") or ()),
+            policy_hash=str(data.get("policy_hash") or ""),
+            decision=str(data.get("decision") or ""),
+            disclosed=[RecordRef.from_json(r) for r in data.get("disclosed") or []],
+            matched=[RecordRef.from_json(r) for r in data.get("matched") or []],
+            fields_withheld=[str(f) for f in data.get("fields_withheld") or []],
+            denied_reason=data.get("denied_reason"),
+        )
+
+
+def to_policy_principal(analyst: AnalystPrincipal, *, suspended: bool) -> Principal:
+    try:
+        vetting = VettingLevel(analyst.vetting)
+    except ValueError:
+        vetting = VettingLevel.NONE
+    return Principal(
+        user_id=analyst.user_id,
+        force=analyst.force,
+        roles=frozenset(analyst.roles),
+        vetting=vetting,
+        units=frozenset(analyst.units),
+        is_system_client=False,
+        force_suspended=suspended,
+    )
+
+
+def _query_values(terms: SearchTerms) -> dict[str, set[tuple[str, str]]]:
+    """Normalised (term kind, value) pairs per query field; fields that do not normalise vanish."""
+    values: dict[str, set[tuple[str, str]]] = {}
+    for name, raw in terms.given().items():
+        pairs = set(normalised_terms(_FIELDS[name], raw))
+        if pairs:
+            values[name] = pairs
+    return values
+
+
+def _record_values(record: dict[str, Any]) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for fv in walk_fields(record):
+        if fv.spec.index is not None and isinstance(fv.value, str):
+            pairs.update(normalised_terms(fv.spec.index, fv.value))
+    return pairs
+
+
+def _field_matches(name: str, query: set[tuple[str, str]], held: set[tuple[str, str]]) -> bool:
+    if name == "name":
+        if any(pair in held for pair in query if pair[0] in _EXACT_KINDS["name"]):
+            return True
+        # Every part of the queried name sounds like a part of one of the record's names.
+        parts = {pair for pair in query if pair[0] == "name_part_phonetic"}
+        return bool(parts) and parts <= held
+    return any(pair in held for pair in query if pair[0] in _EXACT_KINDS[name])
+
+
+def _matches(
+    query: dict[str, set[tuple[str, str]]], held: set[tuple[str, str]]
+) -> list[str] | None:
+    matched = [name for name, pairs in query.items() if _field_matches(name, pairs, held)]
+    return matched if len(matched) == len(query) else None
+
+
+def _summary(counts: Counter[str]) -> str:
+    order = [o.value for o in Outcome]
+    return ",".join(f"{o}:{counts[o]}" for o in order if counts[o])
+
+
+async def _candidates(node: Node, query: dict[str, set[tuple[str, str]]]) -> list[str]:
+    """Record ids holding a blind tag for every queried field (tags only, no decryption)."""
+    keyring = node.keys.index
+    per_field: list[set[str]] = []
+    async with node.db.sessions() as session:
+        for name, pairs in query.items():
+            index_kind = _FIELDS[name]
+            wanted = [
+                (kind, bytes.fromhex(keyring.tag(index_kind, kind, value, node.keys.index_version)))
+                for kind, value in pairs
+                if kind in _EXACT_KINDS[name] or (name == "name" and kind == "name_part_phonetic")
+            ]
+            found = await repository.record_ids_by_terms(session, wanted)
+            per_field.append(set(found))
+    if not per_field:
+        return []
+    ids = set.intersection(*per_field)
+    return sorted(ids)[:MAX_CANDIDATES]
+
+
+async def _load(node: Node, ids: list[str]) -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
+    async with node.db.sessions() as session:
+        stored = await repository.fetch_records(session, ids)
+
+    def reveal_all() -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
+        out = []
+        for row in stored:
+            key = node.keys.kek.unwrap(WrappedKey(kek_version=row.kek_version, blob=row.wrapped))
+            out.append(
+                (
+                    row,
+                    reveal_record(
+                        row.document, data_key=key, key_id=row.data_key_id, force=node.keys.force
+                    ),
+                )
+            )
+        return out
+
+    return await asyncio.to_thread(reveal_all)
+
+
+def _enforce(
+    node: Node,
+    rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]],
+    principal: Principal,
+    context: PolicyContext,
+    limit: int,
+) -> LocalAnswer:
+    cache = node.policies.request_cache(principal, context)
+    today = context.time.date() if context.time else date.today()
+    decisions: list[Decision] = cache.decide_all(
+        [record_attributes_from_json(row.document, today=today) for row, _, _ in rows]
+    )
+    answer = LocalAnswer(mode=context.mode.value, policy_hash=cache.policy_hash)
+    counts: Counter[str] = Counter()
+    policy_ids: dict[str, None] = {}
+    withheld: dict[str, None] = {}
+    denied_reasons: list[str] = []
+    for (row, record, matched), decision in zip(rows, decisions, strict=True):
+        counts[decision.outcome.value] += 1
+        policy_ids.update(dict.fromkeys(decision.policy_ids))
+        if decision.outcome is Outcome.DENIED:
+            denied_reasons.append(decision.reason)
+            continue
+        if decision.outcome is Outcome.HIDDEN:
+            continue
+        if len(answer.hits) >= limit:
+            continue
+        ref = RecordRef(force=node.keys.force, record_id=row.record_id, version=row.version)
+        answer.matched.append(ref)
+        hit = LocalHit(
+            record_id=row.record_id,
+            kind=row.kind,
+            outcome=decision.outcome.value,
+            contact=decision.contact,
+            matched=matched,
+        )
+        if context.mode is Mode.RECORDS and decision.outcome in (Outcome.FULL, Outcome.REDACTED):
+            shown = apply_decision(record, decision, field_groups(row.kind))
+            if shown is not None:
+                for pointer in shown.pop(WITHHELD_KEY, []):
+                    withheld[f"{row.record_id}{pointer}"] = None
+                hit.record = shown
+                answer.disclosed.append(ref)
+        answer.hits.append(hit)
+    answer.decision = _summary(counts)
+    answer.policy_ids = tuple(policy_ids)
+    answer.fields_withheld = list(withheld)
+    if denied_reasons and not answer.hits:
+        answer.denied_reason = denied_reasons[0]
+    return answer
+
+
+async def search_local(
+    *,
+    node: Node,
+    terms: SearchTerms,
+    principal: Principal,
+    context: PolicyContext,
+    limit: int = 50,
+) -> LocalAnswer:
+    """Search this force's records under policy. Raises ValueError when no term is usable."""
+    query = _query_values(terms)
+    if not query:
+        raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
+    ids = await _candidates(node, query)
+    loaded = await _load(node, ids)
+    rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = []
+    for row, record in loaded:
+        if terms.kinds and row.kind not in terms.kinds:
+            continue
+        matched = _matches(query, _record_values(record))
+        if matched is not None:
+            rows.append((row, record, matched))
+    rows.sort(key=lambda item: item[0].record_id)
+    return _enforce(node, rows, principal, context, limit)
+
+
+async def disclose_local(
+    *, node: Node, record_id: str, principal: Principal, context: PolicyContext
+) -> LocalAnswer:
+    """One record as policy allows (step 2 after a hit). An absent record is an empty answer."""
+    loaded = await _load(node, [record_id])
+    rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = [
+        (row, record, []) for row, record in loaded
+    ]
+    records_context = PolicyContext(
+        purpose=context.purpose,
+        case_reference=context.case_reference,
+        time=context.time,
+        mode=Mode.RECORDS,
+        justification_present=context.justification_present,
+        requesting_force=context.requesting_force,
+    )
+    return _enforce(node, rows, principal, records_context, 1)

@@ -1,0 +1,164 @@
+"""Local search: blind-index lookup, re-check of candidates, and policy enforcement."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from gateway.search.service import SearchTerms, disclose_local, search_local
+from policies import Mode, PolicyContext, Principal
+from schemas.enums import Purpose, VettingLevel
+from schemas.examples import example_record
+from tests.gateway.conftest import NodeClient
+
+NOW = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+
+
+def person(record_id: str, given: str, family: str, dob: str, **extra: Any) -> dict[str, Any]:
+    record = example_record("person", id=record_id, owner_force="20", **extra)
+    record["body"]["names"] = [{"name_type": "primary", "given_names": given, "family_name": family}]
+    record["body"]["date_of_birth"] = dob
+    return record
+
+
+def phone(record_id: str, number: str) -> dict[str, Any]:
+    record = example_record("phone", id=record_id, owner_force="20")
+    record["body"]["number"] = number
+    return record
+
+
+def load(node: NodeClient, records: list[dict[str, Any]]) -> None:
+    body = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    headers = {**node.auth(), "Content-Type": "application/x-ndjson"}
+    report = node.http.post("/v1/records/bulk", content=body, headers=headers).json()
+    assert report["rejected"] == 0, report
+
+
+def analyst(force: str, *roles: str, vetting: VettingLevel = VettingLevel.NPPV2) -> Principal:
+    return Principal(
+        user_id=f"user-{force}", force=force, roles=frozenset(roles or ("analyst",)), vetting=vetting
+    )
+
+
+def context(
+    mode: Mode = Mode.RECORDS,
+    purpose: Purpose | None = Purpose.INVESTIGATION,
+    case: str | None = "OP-1",
+    requesting: str = "20",
+) -> PolicyContext:
+    return PolicyContext(
+        purpose=purpose,
+        case_reference=case,
+        time=NOW,
+        mode=mode,
+        justification_present=True,
+        requesting_force=requesting,
+    )
+
+
+def search(node: NodeClient, terms: SearchTerms, principal: Principal, ctx: PolicyContext):
+    gateway_node = node.http.app.state.node
+
+    async def run():
+        return await search_local(node=gateway_node, terms=terms, principal=principal, context=ctx)
+
+    return anyio.run(run)
+
+
+@pytest.fixture
+def loaded(node: NodeClient) -> NodeClient:
+    load(
+        node,
+        [
+            person("p-1", "Mohammed", "Khan", "1990-04-01"),
+            person("p-2", "Muhammad", "Khan", "1990-04-01"),
+            person("p-3", "Mohamed", "Khan", "1985-01-01"),
+            person("p-4", "Khan", "Mohammed", "1990-04-01"),
+            person("p-5", "Jane", "Smith", "1990-04-01"),
+            phone("ph-1", "+447911123456"),
+            phone("ph-2", "07912 345678"),
+        ],
+    )
+    return node
+
+
+def test_phone_search_finds_the_record_in_any_spelling(loaded: NodeClient) -> None:
+    for spelling in ("+447911123456", "07911 123456", "07911123456"):
+        answer = search(loaded, SearchTerms(phone=spelling), analyst("20"), context())
+        assert [h.record_id for h in answer.hits] == ["ph-1"]
+        assert answer.hits[0].record["body"]["number"] == "+447911123456"
+
+
+def test_name_variants_with_the_same_dob_match_and_others_do_not(loaded: NodeClient) -> None:
+    answer = search(
+        loaded, SearchTerms(name="Muhammed Khan", dob="1990-04-01"), analyst("20"), context()
+    )
+    assert [h.record_id for h in answer.hits] == ["p-1", "p-2", "p-4"]
+    assert {"name", "dob"} <= set(answer.hits[0].matched)
+
+
+def test_hits_mode_returns_no_personal_data(loaded: NodeClient) -> None:
+    answer = search(loaded, SearchTerms(phone="07911123456"), analyst("20"), context(Mode.HITS))
+    assert [(h.record_id, h.record) for h in answer.hits] == [("ph-1", None)]
+    assert answer.disclosed == [] and len(answer.matched) == 1
+    assert "+447911" not in json.dumps(answer.to_json())
+
+
+def test_partner_under_agreement_gets_a_redacted_record(loaded: NodeClient) -> None:
+    answer = search(
+        loaded, SearchTerms(name="Jane Smith"), analyst("05"), context(requesting="05")
+    )
+    assert [h.outcome for h in answer.hits] == ["redacted"]
+    assert answer.policy_ids and answer.policy_hash
+    assert any("cl0520" in p or "msr" in p or "." in p for p in answer.policy_ids)
+
+
+def test_force_without_an_agreement_sees_nothing(loaded: NodeClient) -> None:
+    answer = search(loaded, SearchTerms(name="Jane Smith"), analyst("63"), context(requesting="63"))
+    assert answer.hits == []
+
+
+@pytest.mark.parametrize(
+    ("purpose", "case"), [(None, "OP-1"), (Purpose.INVESTIGATION, None)], ids=["purpose", "case"]
+)
+def test_missing_purpose_or_case_reference_is_denied(
+    loaded: NodeClient, purpose: Purpose | None, case: str | None
+) -> None:
+    answer = search(
+        loaded, SearchTerms(phone="07911123456"), analyst("20"), context(purpose=purpose, case=case)
+    )
+    assert answer.hits == []
+    assert answer.denied_reason
+    assert "denied:1" in answer.decision
+
+
+def test_disclosure_of_one_record(loaded: NodeClient) -> None:
+    gateway_node = loaded.http.app.state.node
+
+    async def run():
+        return await disclose_local(
+            node=gateway_node, record_id="p-5", principal=analyst("20"), context=context(Mode.HITS)
+        )
+
+    answer = anyio.run(run)
+    assert [h.record_id for h in answer.hits] == ["p-5"]
+    assert answer.hits[0].record["body"]["names"][0]["family_name"] == "Smith"
+    assert [r.record_id for r in answer.disclosed] == ["p-5"]
+
+
+def test_no_usable_term_is_an_error(loaded: NodeClient) -> None:
+    with pytest.raises(ValueError, match="no usable search term"):
+        search(loaded, SearchTerms(phone="not a number"), analyst("20"), context())
+
+
+def test_a_200_record_answer_costs_few_policy_calls(node: NodeClient) -> None:
+    load(node, [person(f"m-{i:03}", "Ahmed", "Hussain", "1979-02-02") for i in range(200)])
+    engine = node.http.app.state.node.policies
+    before = engine.cedar_calls
+    answer = search(node, SearchTerms(name="Ahmed Hussain"), analyst("20"), context())
+    assert len(answer.hits) == 50  # the page limit
+    assert engine.cedar_calls - before <= 4
