@@ -113,9 +113,7 @@ async def get_record(
     session: SessionDep,
 ) -> dict[str, Any]:
     record = await service.read_own_record(
-        session=session,
-        keys=node.keys,
-        audit=node.audit,
+        node=node,
         principal=principal,
         record_id=record_id,
         request_id=request_id_of(request),

@@ -30,8 +30,9 @@ from gateway.errors import (
 )
 from gateway.identity.principals import SystemPrincipal
 from gateway.keys.provider import WrappedKey
+from gateway.node import Node
 from gateway.records import repository
-from gateway.records.protection import NodeKeys, ProtectedRecord, protect_record, reveal_record
+from gateway.records.protection import NodeKeys, ProtectedRecord, protect_record
 from schemas import RecordValidationError, parse_ndjson, parse_record
 from schemas.enums import S62Operation
 
@@ -173,31 +174,33 @@ async def put_record(
 
 async def read_own_record(
     *,
-    session: AsyncSession,
-    keys: NodeKeys,
-    audit: NodeAudit,
+    node: Node,
     principal: SystemPrincipal,
     record_id: str,
     request_id: str | None,
 ) -> dict[str, Any]:
     """The owning force's system reads its record back, decrypted (an s.62 consultation)."""
-    stored = await repository.fetch_records(session, [record_id])
-    if not stored:
-        if await repository.was_erased(session, record_id):
+    from gateway.search.service import OWNER_SYNC_POLICY, read_for_owner_system
+
+    found = await read_for_owner_system(node=node, record_id=record_id)
+    if found is None:
+        async with node.db.sessions() as session:
+            erased = await repository.was_erased(session, record_id)
+        if erased:
             raise Gone(f"Record {record_id} was erased.")
         raise NotFound(f"This node holds no record {record_id}.")
-    row = stored[0]
-    await audit.record(
+    version, record = found
+    await node.audit.record(
         S62Operation.CONSULT,
         actor=principal.actor(),
         request_id=request_id,
         purpose="record_sync",
-        records=[RecordRef(force=keys.force, record_id=record_id, version=row.version)],
+        decision="full",
+        policy_ids=(OWNER_SYNC_POLICY,),
+        policy_hash=node.policies.policy_hash,
+        records=[RecordRef(force=node.keys.force, record_id=record_id, version=version)],
     )
-    data_key = await asyncio.to_thread(
-        keys.kek.unwrap, WrappedKey(kek_version=row.kek_version, blob=row.wrapped)
-    )
-    return reveal_record(row.document, data_key=data_key, key_id=row.data_key_id, force=keys.force)
+    return record
 
 
 async def erase(

@@ -40,7 +40,7 @@ from policies import (
 )
 from schemas import field_groups, walk_fields
 from schemas.enums import VettingLevel
-from schemas.fields import IndexKind
+from schemas.fields import FieldGroup, IndexKind
 
 # Query fields and the blind index each one searches.
 _FIELDS: dict[str, IndexKind] = {
@@ -329,6 +329,41 @@ async def search_local(
             rows.append((row, record, matched))
     rows.sort(key=lambda item: item[0].record_id)
     return _enforce(node, rows, principal, context, limit)
+
+
+OWNER_SYNC_POLICY = "owner.sync_read"
+
+
+def owner_system_decision(policy_hash: str) -> Decision:
+    """The decision for the owning force's own system reading back what it wrote (sync API).
+
+    Not a disclosure: the record never leaves its owner. It still goes through this enforcement
+    point so that every read of record content has one path, and is audited as a consultation.
+    """
+    return Decision(
+        outcome=Outcome.FULL,
+        permitted_groups=frozenset(FieldGroup),
+        withheld_groups=frozenset(),
+        obligations={},
+        policy_ids=(OWNER_SYNC_POLICY,),
+        reason="The owning force's own records management system reads back its record.",
+        policy_hash=policy_hash,
+    )
+
+
+async def read_for_owner_system(*, node: Node, record_id: str) -> tuple[int, dict[str, Any]] | None:
+    """(version, record) for the owning force's system, or None when the node holds no such
+    record."""
+    loaded = await _load(node, [record_id])
+    if not loaded:
+        return None
+    row, record = loaded[0]
+    decision = owner_system_decision(node.policies.policy_hash)
+    shown = apply_decision(record, decision, field_groups(row.kind))
+    if shown is None:  # pragma: no cover - a full decision always shows the record
+        return None
+    shown.pop(WITHHELD_KEY, None)
+    return row.version, shown
 
 
 async def disclose_local(
