@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,7 +31,14 @@ try:  # optional speed-up; the standard library path gives the same answers
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["Problem", "VerifyReport", "export_line", "is_canonical_json", "verify_export"]
+__all__ = [
+    "Problem",
+    "VerifyReport",
+    "export_line",
+    "is_canonical_json",
+    "locate_divergence",
+    "verify_export",
+]
 
 _HEAD = b'{"entry":'
 _INDEX_KEY = b',"index":'
@@ -77,11 +84,13 @@ class VerifyReport:
         return max(0, self.entries - self.checkpoint.size)
 
 
-def export_line(index: int, entry_bytes: bytes) -> bytes:
+def export_line(index: int, entry_bytes: bytes, stored_leaf: bytes | None = None) -> bytes:
     """One NDJSON export line (newline included) for the entry stored at ``index``.
 
     Built by concatenation rather than a JSON library because the entry bytes must appear
-    verbatim; the result is still exactly the RFC 8785 form of the line's object.
+    verbatim; the result is still exactly the RFC 8785 form of the line's object. A forensic
+    export passes the leaf hash as stored, so an entry changed after it was hashed shows up as
+    `changed_entry` at its index instead of only as a different root.
     """
     if index < 0:
         raise ValueError("entry indexes are non-negative")
@@ -92,7 +101,9 @@ def export_line(index: int, entry_bytes: bytes) -> bytes:
             _INDEX_KEY,
             str(index).encode("ascii"),
             _LEAF_KEY,
-            leaf_hash(entry_bytes).hex().encode("ascii"),
+            (stored_leaf if stored_leaf is not None else leaf_hash(entry_bytes))
+            .hex()
+            .encode("ascii"),
             b'"}\n',
         )
     )
@@ -325,3 +336,37 @@ def verify_export(
             f"the difference is {where}",
         )
     return VerifyReport(True, count, checkpoint, frontier.root())
+
+
+def locate_divergence(
+    lines: Iterable[bytes], checkpoint_sizes_and_roots: Sequence[tuple[int, bytes]]
+) -> tuple[int, int] | None:
+    """Where an export first departs from a series of verified checkpoints of the same log.
+
+    Replays the export's entries in file order and compares the tree head at each checkpoint size
+    with that checkpoint's root. Returns ``(low, high)``: the first bad entry is at an index in
+    ``[low, high]`` (exact when equal); None when every checkpoint matches. The caller verifies
+    the checkpoints' signatures first; this function only does the arithmetic.
+    """
+    targets = sorted(checkpoint_sizes_and_roots)
+    frontier = Frontier()
+    good = 0
+    position = 0
+    for raw in lines:
+        parsed = _parse_line(raw)
+        if parsed is None:
+            break
+        _, entry_bytes, _ = parsed
+        frontier.append(leaf_hash(entry_bytes))
+        position += 1
+        while targets and targets[0][0] == position:
+            size, root = targets.pop(0)
+            if frontier.root() != root:
+                return good, size - 1
+            good = size
+        if not targets:
+            return None
+    if targets:
+        # The export ended before a checkpoint's size: entries from `position` on are missing.
+        return max(good, position), targets[0][0] - 1
+    return None

@@ -73,6 +73,11 @@ class AuditStore(Protocol):
         Raises ``KeyError`` if that subtree is not complete in the stored log."""
         ...
 
+    def read_rows(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        """(index, entry bytes, stored leaf hash) of the rows present in [start, end), as stored:
+        a forensic read that reports gaps and oddities instead of refusing them."""
+        ...
+
     def read_entries(self, start: int, end: int) -> list[bytes]:
         """Entry bytes for indexes ``start <= i < end`` (``end`` is clipped to the size)."""
         ...

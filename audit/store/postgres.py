@@ -238,6 +238,16 @@ class PostgresAuditStore:
     def get_node(self, level: int, index: int) -> bytes:
         return self._read(lambda conn: self._node(conn, level, index))
 
+    def read_rows(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT idx, entry, leaf_hash FROM audit_entries "
+                "WHERE idx >= %s AND idx < %s ORDER BY idx",
+                (start, end),
+            ).fetchall()
+        )
+        return [(int(i), bytes(e), bytes(h)) for i, e, h in rows]
+
     def read_entries(self, start: int, end: int) -> list[bytes]:
         if start < 0 or end < start:
             raise ValueError(f"bad entry range [{start}, {end})")

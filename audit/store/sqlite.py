@@ -211,6 +211,19 @@ class SQLiteAuditStore:
         with self._read_lock:
             return self._node(self._reader_conn(), level, index)
 
+    def read_rows(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        with self._read_lock:
+            rows = (
+                self._reader_conn()
+                .execute(
+                    "SELECT idx, entry, leaf_hash FROM audit_entries "
+                    "WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (start, end),
+                )
+                .fetchall()
+            )
+        return [(int(i), bytes(e), bytes(h)) for i, e, h in rows]
+
     def read_entries(self, start: int, end: int) -> list[bytes]:
         if start < 0 or end < start:
             raise ValueError(f"bad entry range [{start}, {end})")

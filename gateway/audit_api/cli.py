@@ -7,6 +7,7 @@ recomputes the whole Merkle tree from the exported entries and checks the signed
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,14 @@ def export_command(
     token: Annotated[
         str | None, typer.Option(envvar="GATEWAY_AUDITOR_TOKEN", help="Auditor bearer token")
     ] = None,
+    as_stored: Annotated[
+        bool,
+        typer.Option(
+            "--as-stored",
+            help="Forensic export of the local node: sign nothing, write every row as stored "
+            "and every checkpoint the node signed (OUT.checkpoints)",
+        ),
+    ] = False,
 ) -> None:
     """Export the log with a freshly signed checkpoint (OUT and OUT.checkpoint), and print the
     verifier key to pin. Without --url, reads the local node named by GATEWAY_* settings."""
@@ -85,7 +94,9 @@ def export_command(
         with _progress(console) as progress:
             task = progress.add_task("exporting", total=None)
             note, lines, vkey = export_local(
-                out, lambda done, total: progress.update(task, completed=done, total=total)
+                out,
+                lambda done, total: progress.update(task, completed=done, total=total),
+                as_stored=as_stored,
             )
     checkpoint_path.write_text(note, encoding="utf-8")
     console.print(f"[green]exported {lines} entries[/] to {out}")
@@ -143,10 +154,50 @@ def verify_command(
         if report.uncovered:
             console.print(f"{report.uncovered} newer entries are not yet covered by a checkpoint")
         return
-    where = f" at index {report.first_bad_index}" if report.first_bad_index is not None else ""
+    first_bad = report.first_bad_index
+    located = None
+    if first_bad is None:
+        located = _locate_with_history(file, vkey)
+        if located is not None and located[0] == located[1]:
+            first_bad = located[0]
+    where = f" at index {first_bad}" if first_bad is not None else ""
     problem = report.problem.value if report.problem else "unknown"
     console.print(f"[bold red]FAILED[/]: {problem}{where}: {report.detail}")
+    if located is not None and located[0] != located[1]:
+        console.print(f"the first bad entry is between index {located[0]} and {located[1]}")
+    elif located is None and first_bad is None and _history_path(file).exists():
+        console.print(
+            "every checkpoint the node signed agrees with these rows: the checkpoint you hold "
+            "is for a different tree (a fork), not for this log"
+        )
     raise typer.Exit(1)
+
+
+def _history_path(file: Path) -> Path:
+    return file.with_name(file.name + ".checkpoints")
+
+
+def _locate_with_history(file: Path, vkey: VerifierKey) -> tuple[int, int] | None:
+    """Use the node's own signed checkpoints (forensic export) to find where the rows diverge."""
+    from audit.checkpoint import verify_checkpoint
+    from audit.verify import locate_divergence
+
+    history = _history_path(file)
+    if not history.exists():
+        return None
+    points: list[tuple[int, bytes]] = []
+    for line in history.read_text(encoding="utf-8").splitlines():
+        try:
+            note = str(json.loads(line)["note"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        try:
+            checkpoint = verify_checkpoint(note, vkey.name, vkey.name, vkey.public_key)
+        except CheckpointError:
+            continue  # a note the pinned key did not sign proves nothing
+        points.append((checkpoint.size, checkpoint.root_hash))
+    with file.open("rb") as fh:
+        return locate_divergence(fh, points)
 
 
 @audit_app.command("shred-keys")

@@ -175,6 +175,9 @@ class GatedStore:
     def read_entries(self, start: int, end: int) -> list[bytes]:
         return self.inner.read_entries(start, end)
 
+    def read_rows(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        return self.inner.read_rows(start, end)
+
     def save_checkpoint(self, size: int, note: str, created_at: datetime) -> None:
         self.inner.save_checkpoint(size, note, created_at)
 
