@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint fmt bench clean system-deps
+.PHONY: venv demo test lint fmt bench clean system-deps oidc-deps
 
 venv: $(STAMP)
 
@@ -26,8 +26,15 @@ fmt: $(STAMP)
 	$(BIN)/ruff format gateway schemas policies audit tests bench
 	$(BIN)/ruff check --fix gateway schemas policies audit tests bench
 
-test: lint
+test: lint oidc-deps
 	$(BIN)/python -m pytest
+
+# The independent OIDC provider (npm oidc-provider) the identity tests run; pinned by its lockfile.
+oidc-deps:
+	@if [ ! -d tests/oidc/node_modules ]; then \
+	  if command -v npm >/dev/null 2>&1; then cd tests/oidc && npm ci --no-audit --no-fund; \
+	  else echo "warning: npm not found; the OIDC provider test skips (and fails under CI)"; fi; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
@@ -40,4 +47,8 @@ system-deps:
 	@if ! command -v softhsm2-util >/dev/null 2>&1; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null) \
 	  || echo "warning: could not install softhsm2; PKCS#11 tests will skip outside CI"; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "warning: could not install chromium; console browser tests will skip outside CI"; \
 	fi

@@ -12,6 +12,7 @@ from gateway.audit_api.endpoints import router as audit_router
 from gateway.errors import install_error_handlers
 from gateway.health.endpoints import router as health_router
 from gateway.identity.endpoints import router as identity_router
+from gateway.identity.issuer_endpoints import router as issuer_router
 from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.node import open_node
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(records_router)
     app.include_router(audit_router)
+    if settings.builtin_issuer_enabled:
+        app.include_router(issuer_router)
 
     def limit_for(path: str) -> int:
         return settings.max_bulk_bytes if path == BULK_PATH else settings.max_body_bytes

@@ -22,6 +22,8 @@ from rich.progress import (
 from rich.table import Table
 
 from gateway.audit_api.cli import audit_app
+from gateway.federation.manifest_cli import federation_app
+from gateway.identity.token_cli import token
 from gateway.policy_cli import policy_app
 from gateway.settings import Settings
 from gateway.synth.cli import synth
@@ -33,6 +35,8 @@ app = typer.Typer(
 )
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(federation_app, name="federation")
+app.command("token")(token)
 app.command("synth")(synth)
 
 clients_app = typer.Typer(help="Register force systems (OAuth2 client credentials).")
@@ -284,6 +288,63 @@ def import_command(
 def version() -> None:
     """Print the gateway's version."""
     typer.echo("0.1.0")
+
+
+@app.command("up")
+def up_command(
+    forces: Annotated[str, typer.Option(help="Comma-separated PNC force codes")] = "05,20,01",
+    records: Annotated[int, typer.Option(help="Synthetic records per force", min=200)] = 2000,
+    workdir: Annotated[
+        Path, typer.Option(help="Where the local federation keeps its state")
+    ] = Path("var/federation"),
+) -> None:
+    """Run a local federation: one node process per force on loopback, with keys, a signed
+    manifest and synthetic data imported through the sync API. Ctrl-C stops every node."""
+    import signal
+    import threading
+
+    from gateway.identity.issuer import mint_analyst_token
+    from gateway.up import AUDITOR_TOKEN, import_data, prepare, running
+    from schemas.forces import UnknownForceError, canonical_force_code
+
+    console = _console()
+    try:
+        codes = [canonical_force_code(c.strip()) for c in forces.split(",") if c.strip()]
+    except UnknownForceError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    fed = prepare(workdir, codes, records, log=console.print)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running(fed):
+        import_data(fed, log=console.print)
+        table = Table(title="local federation")
+        for column in ("force", "node", "API docs", "auditor console"):
+            table.add_column(column)
+        for spec in fed.nodes:
+            table.add_row(spec.force, spec.url, f"{spec.url}/docs", f"{spec.url}/console/")
+        console.print(table)
+        first = fed.nodes[0]
+        token = mint_analyst_token(
+            first.settings(fed.workdir),
+            user_id="demo-analyst",
+            roles=["analyst"],
+            vetting="NPPV2",
+        )
+        console.print("\nTry it (an analyst of force " + first.force + "):")
+        console.print(f"  export TOKEN={token}")
+        console.print(
+            f'  curl -s -X POST {first.url}/v1/search -H "Authorization: Bearer $TOKEN" '
+            '-H \'Content-Type: application/json\' -d \'{"purpose": "investigation", '
+            '"justification": "county line enquiry", "case_ref": "OP-DEMO-1", '
+            '"mode": "hits", "terms": {"name": "Smith"}}\''
+        )
+        console.print(
+            f'  curl -s {first.url}/v1/audit/entries -H "Authorization: Bearer {AUDITOR_TOKEN}"'
+        )
+        console.print("\nPress Ctrl-C to stop every node.")
+        stop.wait()
+    console.print("stopped")
 
 
 @app.command("demo")

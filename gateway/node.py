@@ -126,6 +126,10 @@ def init_node(settings: Settings) -> list[str]:
     if settings.kek_provider == "local" and not settings.kek_path.exists():
         init_local_keyfile(settings.kek_path)
         created.append("local key encryption key file")
+    from gateway.identity.issuer import ensure_issuer_key
+
+    if ensure_issuer_key(settings):
+        created.append("built-in token issuer key")
     if not settings.audit_key_file.exists():
         AuditKeyFile(settings.audit_key_file).load_sealer()
         created.append("audit sealing key file")

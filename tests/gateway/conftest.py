@@ -39,6 +39,26 @@ def node_settings(tmp_path: Path) -> Settings:
     return settings
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Node settings on SQLite, then on the real PostgreSQL server (required under CI)."""
+    if request.param == "sqlite":
+        settings = make_settings(tmp_path / "node")
+    else:
+        url = request.getfixturevalue("pg_database")
+        settings = make_settings(
+            tmp_path / "node", database_url=url.replace("postgresql://", "postgresql+psycopg://")
+        )
+    init_node(settings)
+    return settings
+
+
+@pytest.fixture
+def any_node(any_backend_settings: Settings) -> Iterator[NodeClient]:
+    """A running node on each database backend, with a registered force system."""
+    yield from _running_node(any_backend_settings)
+
+
 def register_client(settings: Settings, name: str, scopes: list[str]) -> tuple[str, str]:
     async def _add() -> tuple[str, str]:
         db = Database(settings.resolved_database_url)
@@ -74,7 +94,11 @@ class NodeClient:
 
 @pytest.fixture
 def node(node_settings: Settings) -> Iterator[NodeClient]:
-    client_id, secret = register_client(node_settings, "rms", ["records:write", "records:read"])
-    app = create_app(node_settings)
+    yield from _running_node(node_settings)
+
+
+def _running_node(settings: Settings) -> Iterator[NodeClient]:
+    client_id, secret = register_client(settings, "rms", ["records:write", "records:read"])
+    app = create_app(settings)
     with TestClient(app, base_url=NODE_URL, raise_server_exceptions=False) as http:
-        yield NodeClient(http=http, settings=node_settings, client_id=client_id, secret=secret)
+        yield NodeClient(http=http, settings=settings, client_id=client_id, secret=secret)

@@ -1,0 +1,5 @@
+"""`python -m gateway` runs the command line (used to start node processes)."""
+
+from gateway.cli import app
+
+app()
