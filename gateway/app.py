@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from gateway.audit_api.endpoints import router as audit_router
 from gateway.errors import install_error_handlers
+from gateway.federation.endpoints import router as federation_router
+from gateway.federation.runtime import start_federation_tasks, stop_federation_tasks
 from gateway.health.endpoints import router as health_router
 from gateway.identity.endpoints import router as identity_router
 from gateway.identity.issuer_endpoints import router as issuer_router
@@ -17,6 +19,7 @@ from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.node import open_node
 from gateway.records.endpoints import router as records_router
+from gateway.search.endpoints import router as search_router
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,10 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         node = await open_node(settings)
         app.state.node = node
         app.state.db = node.db
+        await start_federation_tasks(app)
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
         try:
             yield
         finally:
+            await stop_federation_tasks(app)
             app.state.node = None
             # Stops taking audit entries only after in-flight requests are done (uvicorn drains
             # them before the lifespan ends); the writer flushes and signs a final checkpoint.
@@ -57,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(records_router)
     app.include_router(audit_router)
+    app.include_router(search_router)
+    app.include_router(federation_router)
     if settings.builtin_issuer_enabled:
         app.include_router(issuer_router)
 

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from gateway.audit_api.cli import audit_app
 from gateway.federation.manifest_cli import federation_app
+from gateway.federation.reconcile import reconcile_command
 from gateway.identity.token_cli import token
 from gateway.policy_cli import policy_app
 from gateway.settings import Settings
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(federation_app, name="federation")
+audit_app.command("reconcile")(reconcile_command)
 app.command("token")(token)
 app.command("synth")(synth)
 

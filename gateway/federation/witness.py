@@ -1,0 +1,298 @@
+"""Witnessing: cosigning partners' checkpoints, collecting cosignatures of our own, and forks.
+
+As a witness, this node cosigns a partner's checkpoint only if it is validly signed by that
+partner's log key and consistent with the last checkpoint this node cosigned for it. As a log
+owner, it asks every active partner to cosign its latest checkpoint from time to time.
+
+A fork is two validly signed checkpoints of one log that cannot both be true: the same size with
+different roots, or a new checkpoint that is not an extension of the old one. It is stored as
+evidence (`federation_forks`), logged, and raised as `ForkDetected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import select
+from sqlmodel import col
+
+from audit.checkpoint import (
+    Checkpoint,
+    SignedNote,
+    cosign,
+    verify_checkpoint,
+    verify_cosignature,
+)
+from audit.errors import CheckpointError, ConsistencyProofError, CosignatureError
+from audit.merkle import verify_consistency
+from gateway.federation.client import PartnerClient, PartnerFailure
+from gateway.federation.manifest import Member
+from gateway.federation.members import (
+    log_origin,
+    log_verifiers,
+    manifest_of,
+    witness_name,
+    witness_verifiers,
+)
+from gateway.federation.tables import (
+    CosignatureRow,
+    ForkEvidenceRow,
+    SeenCheckpointRow,
+    WitnessStateRow,
+)
+from gateway.node import Node
+
+log = structlog.get_logger(__name__)
+
+
+class WitnessError(Exception):
+    """A cosign request this witness refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, *, known_size: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.known_size = known_size
+
+
+class ForkDetected(WitnessError):
+    def __init__(self, force: str, message: str) -> None:
+        super().__init__(409, message)
+        self.force = force
+
+
+def verify_partner_checkpoint(member: Member, note_text: str) -> Checkpoint:
+    """The partner's checkpoint, verified under its log key(s); CheckpointError otherwise."""
+    origin = log_origin(member.force_code)
+    last: CheckpointError | None = None
+    for vkey in log_verifiers(member):
+        try:
+            return verify_checkpoint(note_text, origin, vkey.name, vkey.public_key)
+        except CheckpointError as exc:
+            last = exc
+    raise last or CheckpointError(f"force {member.force_code} publishes no log key")
+
+
+def cosigned_by(member: Member, note_text: str) -> int | None:
+    """The timestamp of `member`'s cosignature on a note, or None if it has none that verifies."""
+    for vkey in witness_verifiers(member):
+        try:
+            return verify_cosignature(note_text, vkey.name, vkey.public_key)
+        except (CosignatureError, CheckpointError):
+            continue
+    return None
+
+
+async def record_fork(
+    node: Node, force: str, size: int, note_a: str, note_b: str, reason: str
+) -> None:
+    async with node.db.sessions() as session:
+        session.add(
+            ForkEvidenceRow(
+                force=force,
+                size=size,
+                note_a=note_a,
+                note_b=note_b,
+                reason=reason,
+                detected_at=datetime.now(UTC),
+            )
+        )
+        await session.commit()
+    log.error("federation.fork_detected", force=force, size=size, reason=reason)
+
+
+async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, note: str) -> None:
+    """Remember a partner checkpoint; raise ForkDetected if another root was seen at its size."""
+    root = checkpoint.root_hash.hex()
+    async with node.db.sessions() as session:
+        existing = await session.get(SeenCheckpointRow, (force, checkpoint.size))
+        if existing is None:
+            session.add(
+                SeenCheckpointRow(
+                    force=force,
+                    size=checkpoint.size,
+                    root_hash=root,
+                    note=note,
+                    seen_at=datetime.now(UTC),
+                )
+            )
+            try:
+                await session.commit()
+            except Exception:
+                # Another request stored the same size first; compare with it below.
+                await session.rollback()
+                existing = await session.get(SeenCheckpointRow, (force, checkpoint.size))
+        if existing is None or existing.root_hash == root:
+            return
+        other = existing.note
+    await record_fork(node, force, checkpoint.size, other, note, "same size, different root")
+    raise ForkDetected(force, f"force {force} signed two different trees of size {checkpoint.size}")
+
+
+async def cosign_checkpoint(
+    node: Node, member: Member, old_size: int, proof: list[bytes], note_text: str
+) -> str:
+    """Witness a partner's checkpoint: verify, check consistency, store, cosign."""
+    force = member.force_code
+    # 1. The log's own signature, under the key the manifest publishes for it.
+    try:
+        checkpoint = verify_partner_checkpoint(member, note_text)
+    except CheckpointError as exc:
+        raise WitnessError(403, f"checkpoint signature does not verify: {exc}") from exc
+    # 2. Not a second root for a size this node has already seen.
+    await note_seen_checkpoint(node, force, checkpoint, note_text)
+    async with node.db.sessions() as session:
+        state = await session.get(WitnessStateRow, force)
+        # 3. The proof must start where this witness left off.
+        known = state.size if state is not None else 0
+        if old_size != known:
+            raise WitnessError(409, "consistency proof starts at the wrong size", known_size=known)
+        if state is not None:
+            if checkpoint.size < state.size:
+                raise WitnessError(
+                    409, "checkpoint is older than one already cosigned", known_size=known
+                )
+            # 4. The new tree extends the one cosigned last time (else: a fork).
+            try:
+                verify_consistency(
+                    state.size,
+                    checkpoint.size,
+                    proof,
+                    bytes.fromhex(state.root_hash),
+                    checkpoint.root_hash,
+                )
+            except ConsistencyProofError as exc:
+                previous = state.note
+                await session.rollback()
+                await record_fork(node, force, checkpoint.size, previous, note_text, "inconsistent")
+                raise ForkDetected(
+                    force, f"force {force}'s log is not an extension: {exc}"
+                ) from exc
+            state.size = checkpoint.size
+            state.root_hash = checkpoint.root_hash.hex()
+            state.note = note_text
+            state.updated_at = datetime.now(UTC)
+        else:
+            session.add(
+                WitnessStateRow(
+                    force=force,
+                    size=checkpoint.size,
+                    root_hash=checkpoint.root_hash.hex(),
+                    note=note_text,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        await session.commit()
+    # 5. Cosign with this node's key under its witness name.
+    cosigned = cosign(
+        SignedNote.parse(note_text),
+        witness_name(node.settings.force_code),
+        node.signing_key.private_key,
+        int(time.time()),
+    )
+    log.info("federation.checkpoint_cosigned", force=force, size=checkpoint.size)
+    return cosigned.to_text()
+
+
+async def store_cosignature(node: Node, witness: Member, note_text: str) -> int:
+    """Keep a partner's cosignature of our own checkpoint after checking it. Returns the size."""
+    checkpoint = Checkpoint.parse_body(SignedNote.parse(note_text).text)
+    if checkpoint.origin != node.settings.log_origin:
+        raise CheckpointError("the cosigned checkpoint is not of this node's log")
+    if cosigned_by(witness, note_text) is None:
+        raise CosignatureError(f"no valid cosignature by force {witness.force_code}")
+    async with node.db.sessions() as session:
+        session.add(
+            CosignatureRow(
+                witness_force=witness.force_code,
+                size=checkpoint.size,
+                note=note_text,
+                collected_at=datetime.now(UTC),
+            )
+        )
+        await session.commit()
+    return checkpoint.size
+
+
+async def latest_cosigned(node: Node) -> list[CosignatureRow]:
+    """The newest cosigned checkpoint from each witness."""
+    async with node.db.sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(CosignatureRow).order_by(col(CosignatureRow.size).desc())
+                )
+            )
+            .scalars()
+            .all()
+        )
+    newest: dict[str, CosignatureRow] = {}
+    for row in rows:
+        newest.setdefault(row.witness_force, row)
+    return list(newest.values())
+
+
+async def forks(node: Node) -> list[ForkEvidenceRow]:
+    async with node.db.sessions() as session:
+        return list((await session.execute(select(ForkEvidenceRow))).scalars().all())
+
+
+@dataclass
+class CollectionResult:
+    witness: str
+    size: int | None
+    error: str | None = None
+
+
+async def collect_cosignatures(node: Node, client: PartnerClient) -> list[CollectionResult]:
+    """Ask each active partner to cosign our latest checkpoint (retry once from its size)."""
+    holder = manifest_of(node)
+    if holder is None:
+        return []
+    note = await asyncio.to_thread(node.audit.log.checkpoint)
+    text = note.to_text()
+    size = Checkpoint.parse_body(note.text).size
+    own = node.settings.force_code
+    partners = [m for m in holder.active_members() if m.force_code != own]
+
+    async def one(member: Member) -> CollectionResult:
+        known = 0
+        async with node.db.sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(col(CosignatureRow.size))
+                        .where(col(CosignatureRow.witness_force) == member.force_code)
+                        .order_by(col(CosignatureRow.size).desc())
+                        .limit(1)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            known = int(rows[0]) if rows else 0
+        for _ in range(2):
+            proof = (
+                await asyncio.to_thread(node.audit.log.consistency_proof, known, size)
+                if known
+                else []
+            )
+            payload = {"old_size": known, "proof": [p.hex() for p in proof], "checkpoint": text}
+            try:
+                reply = await client.call(member, "POST", "/federation/v1/cosign", payload)
+            except PartnerFailure as exc:
+                return CollectionResult(member.force_code, None, f"{exc.status}: {exc.detail}")
+            if "known_size" in reply.body and "cosigned" not in reply.body:
+                known = int(reply.body["known_size"])
+                continue
+            try:
+                got = await store_cosignature(node, member, str(reply.body.get("cosigned", "")))
+            except (CheckpointError, CosignatureError) as exc:
+                return CollectionResult(member.force_code, None, f"bad cosignature: {exc}")
+            return CollectionResult(member.force_code, got)
+        return CollectionResult(member.force_code, None, "witness state did not converge")
+
+    return list(await asyncio.gather(*(one(m) for m in partners)))

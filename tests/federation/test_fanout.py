@@ -1,0 +1,273 @@
+"""Federated search in one process: three real nodes plus misbehaving partners over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from audit.entry import SecurityEvent, decode_entry
+from gateway.federation.protocol import SIGNATURE_HEADER, sign_response
+from gateway.identity.signing import NodeSigningKey
+from schemas.enums import S62Operation
+from tests.federation.conftest import (
+    Federation,
+    HandlerTransport,
+    RoutingTransport,
+    member_for,
+    node_settings,
+    person,
+    phone,
+    running_federation,
+    stranger_member,
+    url_of,
+    write_manifest,
+)
+
+NUMBER = "+447911123456"
+
+
+def entries(fed: Federation, force: str) -> list[Any]:
+    log = fed.nodes[force].node.audit.log
+    return [decode_entry(raw) for raw in log.entries(0, log.size())]
+
+
+async def seed(fed: Federation) -> None:
+    await fed.nodes["20"].load(
+        [phone("20", "ph-20-1", "07911 123456"), person("20", "p-20-1", "Jon", "Doe", "1990-04-01")]
+    )
+    await fed.nodes["01"].load([phone("01", "ph-01-1", NUMBER)])
+    await fed.nodes["05"].load([phone("05", "ph-05-1", NUMBER)])
+
+
+def three(tmp_path: Path) -> list[Any]:
+    settings = [node_settings(tmp_path, f) for f in ("05", "20", "01")]
+    write_manifest(settings, [member_for(s) for s in settings])
+    return settings
+
+
+def by_force(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["force"]: r for r in body["results"]}
+
+
+def test_hits_search_reaches_every_force_and_both_sides_log(tmp_path: Path) -> None:
+    settings = three(tmp_path)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            await seed(fed)
+            response = await fed.nodes["05"].search(mode="hits", phone="07911123456")
+            assert response.status_code == 200, response.text
+            results = by_force(response.json())
+            assert {f: r["status"] for f, r in results.items()} == {
+                "01": "ok",
+                "05": "ok",
+                "20": "ok",
+            }
+            assert results["20"]["hit_count"] == 1
+            assert results["20"]["hits"] == [
+                {
+                    "record_id": "ph-20-1",
+                    "kind": "phone",
+                    "outcome": results["20"]["hits"][0]["outcome"],
+                }
+            ]
+            # Hits mode carries no record content.
+            assert all("record" not in h for r in results.values() for h in r["hits"])
+            # The answering node logged the disclosure to 05, terms sealed.
+            disclosed = [e for e in entries(fed, "20") if e.kind == S62Operation.DISCLOSE]
+            assert len(disclosed) == 1
+            assert disclosed[0].recipient_force == "05"
+            assert disclosed[0].sealed is not None
+            assert NUMBER not in str(disclosed[0].to_json())
+            # The requester logged the query first, then the completion with both receipts.
+            mine = entries(fed, "05")
+            kinds = [e.kind for e in mine]
+            consult = kinds.index(S62Operation.CONSULT)
+            done = kinds.index(SecurityEvent.SEARCH_COMPLETED)
+            assert consult < done
+            receipts = {r["force"]: r for r in mine[done].receipts}
+            assert set(receipts) == {"01", "20"}
+            assert receipts["20"]["index"] == results["20"]["receipt_index"]
+            leaf = fed.nodes["20"].node.audit.log
+            from audit.merkle import leaf_hash
+
+            assert (
+                receipts["20"]["leaf_hash"] == leaf_hash(leaf.entry(receipts["20"]["index"])).hex()
+            )
+
+    anyio.run(run)
+
+
+def test_records_mode_groups_the_same_phone_across_forces(tmp_path: Path) -> None:
+    settings = three(tmp_path)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            await seed(fed)
+            response = await fed.nodes["05"].search(mode="records", phone=NUMBER)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            results = by_force(body)
+            assert results["20"]["hits"][0]["record"]["body"]["number"] == NUMBER
+            groups = {g["key"]: g for g in body["groups"]}
+            assert f"phone:{NUMBER}" in groups
+            assert {"05", "20"} <= set(groups[f"phone:{NUMBER}"]["forces"])
+
+    anyio.run(run)
+
+
+def _signed_reply(
+    key: NodeSigningKey, force: str, request: httpx.Request, body: bytes, *, rqh: str | None = None
+) -> httpx.Response:
+    from gateway.federation.protocol import request_hash
+
+    token = request.headers[SIGNATURE_HEADER]
+    signature = sign_response(
+        key,
+        sender=force,
+        audience="05",
+        request_token_hash=rqh or request_hash(token),
+        status=200,
+        body=body,
+    )
+    return httpx.Response(200, content=body, headers={SIGNATURE_HEADER: signature})
+
+
+def test_each_misbehaving_partner_gets_its_status_and_the_others_still_answer(
+    tmp_path: Path,
+) -> None:
+    s05 = node_settings(tmp_path, "05", partner_deadline_seconds=0.5)
+    s20 = node_settings(tmp_path, "20")
+    never = asyncio.Event()
+    wrong_hash_key = NodeSigningKey.generate()
+    garbage_key = NodeSigningKey.generate()
+    strangers = {code: stranger_member(code) for code in ("01", "03", "04", "06", "07")}
+    wrong_hash = stranger_member("10").model_copy(
+        update={"signing_keys": [wrong_hash_key.public_jwk()]}
+    )
+    signed_garbage = stranger_member("11").model_copy(
+        update={"signing_keys": [garbage_key.public_jwk()]}
+    )
+    write_manifest(
+        [s05, s20],
+        [member_for(s05), member_for(s20), *strangers.values(), wrong_hash, signed_garbage],
+    )
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(200)
+
+    async def crash(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, json={"detail": "boom"})
+
+    async def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"\x00not json at all")
+
+    async def forged(request: httpx.Request) -> httpx.Response:
+        return _signed_reply(NodeSigningKey.generate(), "07", request, b'{"status":"ok"}')
+
+    async def replayed(request: httpx.Request) -> httpx.Response:
+        return _signed_reply(wrong_hash_key, "10", request, b'{"status":"ok"}', rqh="x" * 43)
+
+    async def nonsense(request: httpx.Request) -> httpx.Response:
+        return _signed_reply(garbage_key, "11", request, b"[1, 2, 3]")
+
+    routing = RoutingTransport()
+    for code, handler in {
+        "03": slow,
+        "04": crash,
+        "06": garbage,
+        "07": forged,
+        "10": replayed,
+        "11": nonsense,
+    }.items():
+        routing.add(url_of(code), HandlerTransport(handler))
+
+    async def run() -> None:
+        async with running_federation([s05, s20], routing=routing) as fed:
+            await fed.nodes["20"].load([phone("20", "ph-20-1", NUMBER)])
+            response = await fed.nodes["05"].search(mode="hits", phone=NUMBER)
+            assert response.status_code == 200, response.text
+            statuses = {f: r["status"] for f, r in by_force(response.json()).items()}
+            assert statuses == {
+                "01": "unreachable",
+                "03": "timeout",
+                "04": "error",
+                "05": "ok",
+                "06": "bad_signature",
+                "07": "bad_signature",
+                "10": "bad_signature",
+                "11": "error",
+                "20": "ok",
+            }
+            assert by_force(response.json())["20"]["hit_count"] == 1
+            done = [e for e in entries(fed, "05") if e.kind == SecurityEvent.SEARCH_COMPLETED]
+            assert [r["force"] for r in done[-1].receipts] == ["20"]
+
+    anyio.run(run)
+
+
+def test_partner_whose_audit_store_fails_answers_nothing(tmp_path: Path) -> None:
+    settings = three(tmp_path)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            await seed(fed)
+            store = fed.nodes["20"].node.audit.log.store
+
+            def broken(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("disk gone")
+
+            store.append = broken  # type: ignore[method-assign]
+            response = await fed.nodes["05"].search(mode="records", phone=NUMBER)
+            assert response.status_code == 200, response.text
+            results = by_force(response.json())
+            assert results["20"]["status"] == "error"
+            assert results["20"]["hits"] == []
+            assert results["01"]["status"] == "ok"
+            assert not [e for e in entries(fed, "20") if e.kind == S62Operation.DISCLOSE]
+
+    anyio.run(run)
+
+
+def test_circuit_opens_after_repeated_failures(tmp_path: Path) -> None:
+    s05 = node_settings(tmp_path, "05")
+    calls = 0
+
+    async def crash(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(500)
+
+    write_manifest([s05], [member_for(s05), stranger_member("04")])
+    routing = RoutingTransport()
+    routing.add(url_of("04"), HandlerTransport(crash))
+
+    async def run() -> None:
+        async with running_federation([s05], routing=routing) as fed:
+            details = []
+            for _ in range(5):
+                response = await fed.nodes["05"].search(mode="hits", phone=NUMBER)
+                details.append(by_force(response.json())["04"])
+            assert calls == 3
+            assert details[-1]["status"] == "unreachable"
+            assert "circuit" in details[-1]["detail"]
+
+    anyio.run(run)
+
+
+@pytest.mark.parametrize("mode", ["hits", "records"])
+def test_search_without_terms_is_refused(tmp_path: Path, mode: str) -> None:
+    settings = three(tmp_path)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            response = await fed.nodes["05"].search(mode=mode)
+            assert response.status_code == 400
+
+    anyio.run(run)
