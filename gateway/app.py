@@ -9,12 +9,14 @@ import structlog
 from fastapi import FastAPI
 
 from gateway.audit_api.endpoints import router as audit_router
+from gateway.console import install_console
 from gateway.errors import install_error_handlers
 from gateway.federation.endpoints import router as federation_router
 from gateway.federation.runtime import start_federation_tasks, stop_federation_tasks
 from gateway.health.endpoints import router as health_router
 from gateway.identity.endpoints import router as identity_router
 from gateway.identity.issuer_endpoints import router as issuer_router
+from gateway.identity.issuer_login import router as issuer_login_router
 from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.node import open_node
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(federation_router)
     if settings.builtin_issuer_enabled:
         app.include_router(issuer_router)
+        app.include_router(issuer_login_router)
+    install_console(app, settings)
 
     def limit_for(path: str) -> int:
         return settings.max_bulk_bytes if path == BULK_PATH else settings.max_body_bytes

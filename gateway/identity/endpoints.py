@@ -66,6 +66,10 @@ async def token(request: Request, node: NodeDep) -> Any:
     except (UnicodeDecodeError, ValueError):
         return _oauth_error(400, "invalid_request", "The form could not be read.", request, None)
     form = dict(pairs)
+    if form.get("grant_type") == "authorization_code":
+        from gateway.identity.issuer_login import exchange_authorization_code
+
+        return await exchange_authorization_code(request, node, form)
     authorization = request.headers.get("authorization")
     claimed = claimed_client_id(form, authorization)
     if claimed is None:
