@@ -20,6 +20,7 @@ from gateway.identity.issuer_login import router as issuer_login_router
 from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.node import open_node
+from gateway.policy_reload import start_policy_watcher, stop_policy_watcher
 from gateway.records.endpoints import router as records_router
 from gateway.search.endpoints import router as search_router
 from gateway.settings import Settings
@@ -39,11 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.node = node
         app.state.db = node.db
         await start_federation_tasks(app)
+        policy_task = start_policy_watcher(node)
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
         try:
             yield
         finally:
             await stop_federation_tasks(app)
+            await stop_policy_watcher(policy_task)
             app.state.node = None
             # Stops taking audit entries only after in-flight requests are done (uvicorn drains
             # them before the lifespan ends); the writer flushes and signs a final checkpoint.

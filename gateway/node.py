@@ -55,6 +55,8 @@ class Node:
     policies: PolicyEngine
     # The federation manifest (trust registry); None when this node is not in a federation yet.
     manifest: Any = None
+    # Watches the policy directory and reloads it (gateway/policy_reload.py), once started.
+    policy_watcher: Any = None
 
     async def close(self) -> None:
         await asyncio.to_thread(self.audit.log.close)

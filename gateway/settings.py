@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=None,
         description="directory with agreements/ (Cedar + YAML); default: the shipped examples",
     )
+    policy_reload_seconds: float = Field(
+        default=5.0, ge=0, description="how often to look for policy changes; 0: never"
+    )
 
     # --- federation and analyst identity -------------------------------------------------------
     manifest_file: Path | None = Field(
