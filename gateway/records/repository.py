@@ -100,9 +100,8 @@ async def write_records(
         await session.execute(
             delete(search_terms).where(search_terms.c.record_id.in_(replaced_ids))
         )
-    # Change rows first: their sequence numbers go into the records.
-    result = await session.execute(
-        insert(changes).returning(changes.c.seq, sort_by_parameter_order=True),
+    await session.execute(
+        insert(changes),
         [
             {
                 "record_id": p.record_id,
@@ -114,9 +113,6 @@ async def write_records(
             for p, version, _ in items
         ],
     )
-    seqs = {
-        p.record_id: int(seq) for (p, _, _), seq in zip(items, result.scalars().all(), strict=True)
-    }
     new_keys = [
         {
             "key_id": p.data_key_id,
@@ -145,7 +141,6 @@ async def write_records(
             "content_sha256": p.content_sha256,
             "created_at": now,
             "updated_at": now,
-            "change_seq": seqs[p.record_id],
         }
         for p, version, _ in items
     ]

@@ -34,7 +34,6 @@ class RecordRow(SQLModel, table=True):
     content_sha256: str = Field(max_length=64)
     created_at: datetime
     updated_at: datetime
-    change_seq: int
 
 
 class DataKeyRow(SQLModel, table=True):
