@@ -79,23 +79,38 @@ class PartnerReply:
 
 
 class PartnerClient:
-    """One shared HTTP client for all partner calls of a node."""
+    """Partner calls of a node: one HTTP connection pool per partner.
+
+    One pool per partner rather than one shared pool: httpx scans its pool on every request, so a
+    shared pool's cost grows with the number of partners (measured in bench/national_sim.py), and
+    a slow partner cannot take connections from the others.
+    """
 
     def __init__(self, node: Node, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.node = node
-        self.http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(node.settings.partner_deadline_seconds),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._pools: dict[str, httpx.AsyncClient] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
 
     def breaker(self, force: str) -> CircuitBreaker:
         return self.breakers.setdefault(force, CircuitBreaker())
 
+    def pool(self, force: str) -> httpx.AsyncClient:
+        client = self._pools.get(force)
+        if client is None:
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self.node.settings.partner_deadline_seconds),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+                follow_redirects=False,
+            )
+            self._pools[force] = client
+        return client
+
     async def aclose(self) -> None:
-        await self.http.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for client in pools:
+            await client.aclose()
 
     async def call(
         self, member: Member, method: str, path: str, payload: dict[str, Any] | None
@@ -137,7 +152,9 @@ class PartnerClient:
             headers["Content-Type"] = "application/json"
         url = member.node_url.rstrip("/") + path
         try:
-            response = await self.http.request(method, url, content=body, headers=headers)
+            response = await self.pool(member.force_code).request(
+                method, url, content=body, headers=headers
+            )
         except httpx.TimeoutException as exc:
             raise PartnerFailure("timeout", "the partner did not answer in time") from exc
         except httpx.TransportError as exc:
