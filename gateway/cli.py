@@ -180,6 +180,15 @@ def keys_rotate(
         summary = asyncio.run(_run())
     finally:
         kek.close()
+    from audit.entry import SecurityEvent
+    from gateway.node_offline import record_offline_event
+
+    record_offline_event(
+        SecurityEvent.KEY_ROTATION,
+        settings=settings,
+        purpose=f"kek_rotated_to_{summary.new_version}"[:32],
+        decision="complete" if not summary.remaining_on_old else "partial",
+    )
     table = Table(title="KEK rotation")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -216,6 +225,12 @@ def keys_retire(version: Annotated[str, typer.Argument(help="KEK version, e.g. v
         raise typer.Exit(1) from exc
     finally:
         kek.close()
+    from audit.entry import SecurityEvent
+    from gateway.node_offline import record_offline_event
+
+    record_offline_event(
+        SecurityEvent.KEY_ROTATION, settings=settings, purpose=f"kek_{version}_retired"[:32]
+    )
     _console().print(f"[green]KEK {version} retired[/]")
 
 

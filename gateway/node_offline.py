@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from audit.checkpoint import VerifierKey
+from audit.entry import SecurityEvent
 from audit.log import AuditLog
 from audit.store.base import AuditStore
 from audit.verify import export_line
@@ -90,3 +91,44 @@ def _export_as_stored(
             start += CHUNK
     latest = stored[-1].note if stored else ""
     return latest
+
+
+def record_offline_event(
+    kind: SecurityEvent,
+    *,
+    settings: Settings | None = None,
+    purpose: str,
+    decision: str | None = None,
+) -> int:
+    """Append a security event from a command run beside the node (e.g. key rotation).
+
+    The entry goes through the same store and signing key as the node's own entries (the store
+    serialises writers), so an operator's key work is in the same tamper-evident log."""
+    from datetime import UTC, datetime
+
+    from audit.entry import Actor, AuditEntry, encode_entry
+
+    settings = settings or Settings()
+    key = load_signing_key_file(settings.signing_key_file)
+    log = AuditLog(
+        open_audit_store(settings),
+        origin=settings.log_origin,
+        key_name=settings.log_origin,
+        signing_key=key.private_key,
+    )
+    try:
+        receipt = log.append(
+            encode_entry(
+                AuditEntry(
+                    time=datetime.now(UTC),
+                    node=settings.force_code,
+                    kind=kind,
+                    actor=Actor(client_id="operator-cli", force=settings.force_code),
+                    purpose=purpose,
+                    decision=decision,
+                )
+            )
+        )
+    finally:
+        log.close()
+    return receipt.index
