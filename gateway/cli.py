@@ -354,7 +354,7 @@ def up_command(
             f'  curl -s -X POST {first.url}/v1/search -H "Authorization: Bearer $TOKEN" '
             '-H \'Content-Type: application/json\' -d \'{"purpose": "investigation", '
             '"justification": "county line enquiry", "case_ref": "OP-DEMO-1", '
-            '"mode": "hits", "terms": {"name": "Smith"}}\''
+            '"mode": "hits", "name": "Smith"}\''
         )
         console.print(
             f'  curl -s {first.url}/v1/audit/entries -H "Authorization: Bearer {AUDITOR_TOKEN}"'

@@ -28,10 +28,13 @@ def _parent(pointer: str) -> str:
 
 
 def record_keys(record: dict[str, Any]) -> set[str]:
-    """The normalised identifiers of one (policy-filtered) record."""
+    """The normalised identifiers of one (policy-filtered) record.
+
+    A person's key joins each recorded name (its given and family parts together, so swapped or
+    transliterated spellings that sound alike meet) with the record's date of birth."""
     keys: set[str] = set()
-    names: dict[str, set[str]] = defaultdict(set)
-    dobs: dict[str, set[str]] = defaultdict(set)
+    name_parts: dict[str, list[str]] = defaultdict(list)
+    dobs: set[str] = set()
     try:
         values = list(walk_fields(record))
     except Exception:
@@ -46,17 +49,14 @@ def record_keys(record: dict[str, Any]) -> set[str]:
                 if kind == _SINGLE_KEYS[index]:
                     keys.add(f"{kind}:{value}")
         elif index is IndexKind.NAME:
-            for kind, value in normalised_terms(index, fv.value):
-                if kind == "name_full_phonetic":
-                    names[_parent(fv.pointer)].add(value)
+            # Name parts of one name entry share a parent (e.g. /body/names/0).
+            name_parts[_parent(fv.pointer)].append(fv.value)
         elif index is IndexKind.DOB:
-            for kind, value in normalised_terms(index, fv.value):
-                if kind == "dob":
-                    dobs[_parent(fv.pointer)].add(value)
-    for parent, full_names in names.items():
-        for name in full_names:
-            for dob in dobs.get(parent, ()):
-                keys.add(f"person:{name}|{dob}")
+            dobs.update(value for kind, value in normalised_terms(index, fv.value) if kind == "dob")
+    for parts in name_parts.values():
+        for kind, value in normalised_terms(IndexKind.NAME, " ".join(parts)):
+            if kind == "name_full_phonetic":
+                keys.update(f"person:{value}|{dob}" for dob in dobs)
     return keys
 
 
