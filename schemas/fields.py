@@ -17,6 +17,9 @@ class IndexKind(StrEnum):
     """Blind search indexes a field can feed (values are normalised before hashing)."""
 
     PHONE = "phone"  # E.164
+    # UK phone numbers found in free text, indexed as phone numbers (E.164): a deal line is often
+    # recorded only in an intelligence report's text.
+    PHONE_IN_TEXT = "phone_in_text"
     VRM = "vrm"  # vehicle registration mark, upper case, no spaces
     NAME = "name"  # casefolded, diacritics removed; also a phonetic code
     DOB = "dob"  # ISO date

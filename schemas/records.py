@@ -85,7 +85,7 @@ VEHICLE = FieldMeta(FieldGroup.VEHICLE)
 ADDRESS = FieldMeta(FieldGroup.LOCATION_PRECISE, sensitive=True)
 POSTCODE = FieldMeta(FieldGroup.LOCATION_PRECISE, sensitive=True, index=IndexKind.POSTCODE)
 LINE_NAME = FieldMeta(FieldGroup.OPERATIONAL, index=IndexKind.LINE_NAME)
-FREE_TEXT = FieldMeta(FieldGroup.FREE_TEXT, sensitive=True)
+FREE_TEXT = FieldMeta(FieldGroup.FREE_TEXT, sensitive=True, index=IndexKind.PHONE_IN_TEXT)
 VICTIM = FieldMeta(FieldGroup.VICTIM_DETAILS, sensitive=True)
 CONDITIONS = FieldMeta(FieldGroup.HANDLING_CONDITIONS, sensitive=True)
 

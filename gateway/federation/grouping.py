@@ -18,6 +18,7 @@ from schemas.fields import IndexKind
 
 _SINGLE_KEYS = {
     IndexKind.PHONE: "phone",
+    IndexKind.PHONE_IN_TEXT: "phone",
     IndexKind.VRM: "vrm",
     IndexKind.LINE_NAME: "line_name",
 }

@@ -35,6 +35,7 @@ from gateway.keys.normalise import (
     normalise_phone,
     normalise_postcode,
     normalise_vrm,
+    phones_in_text,
     phonetic_code,
     postcode_district,
 )
@@ -99,8 +100,17 @@ def _dob_terms(value: str | date) -> list[tuple[str, str]]:
     return [] if normalised is None else [("dob", normalised)]
 
 
+def _phones_in_text_terms(value: str) -> list[tuple[str, str]]:
+    return [("phone", number) for number in phones_in_text(value)]
+
+
+# Index kinds whose terms share another kind's key, so that they meet the same queries: a number
+# found in free text must match a search for that phone number.
+KEYED_AS: dict[IndexKind, IndexKind] = {IndexKind.PHONE_IN_TEXT: IndexKind.PHONE}
+
 _TERM_BUILDERS: dict[IndexKind, Callable[[str], list[tuple[str, str]]]] = {
     IndexKind.PHONE: _single("phone", normalise_phone),
+    IndexKind.PHONE_IN_TEXT: _phones_in_text_terms,
     IndexKind.VRM: _single("vrm", normalise_vrm),
     IndexKind.NAME: _name_terms,
     IndexKind.POSTCODE: _postcode_terms,
@@ -143,7 +153,7 @@ class IndexKeyring:
 
     def key_for(self, index_kind: IndexKind | str, version: int) -> bytes:
         """The HMAC key for one index kind and key version (HKDF-SHA256 from the root)."""
-        kind = IndexKind(index_kind).value
+        kind = KEYED_AS.get(IndexKind(index_kind), IndexKind(index_kind)).value
         if version < 1:
             raise ValueError("index key versions start at 1")
         cached = self._keys.get((kind, version))

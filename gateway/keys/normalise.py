@@ -51,6 +51,14 @@ def normalise_phone(value: str, default_region: str = "GB") -> str | None:
     return None
 
 
+def phones_in_text(text: str, default_region: str = "GB") -> list[str]:
+    """Every valid phone number written in free text, in E.164, in order of appearance."""
+    found: list[str] = []
+    for match in phonenumbers.PhoneNumberMatcher(text, default_region):
+        found.append(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
+    return list(dict.fromkeys(found))
+
+
 def normalise_vrm(value: str) -> str | None:
     """Vehicle registration mark: upper case, letters and digits only ("ab12 cde" -> "AB12CDE")."""
     vrm = re.sub(r"[^A-Z0-9]", "", strip_diacritics(value).upper())
