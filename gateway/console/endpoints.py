@@ -75,7 +75,7 @@ _PAGE_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",  # URLs carry record ids and entry indexes
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -446,11 +446,26 @@ def _parse_note(note: str) -> dict[str, Any]:
     }
 
 
+async def _last_reconciles(session: SessionDep) -> list[Any]:
+    """The latest reconcile outcome per partner force."""
+    from gateway.federation.tables import ReconcileResultRow
+
+    rows = (
+        await session.execute(
+            select(ReconcileResultRow).order_by(col(ReconcileResultRow.id).desc()).limit(500)
+        )
+    ).scalars()
+    latest: dict[str, Any] = {}
+    for row in rows:
+        latest.setdefault(row.force, row)
+    return [latest[force] for force in sorted(latest)]
+
+
 async def _partner_state(session: SessionDep) -> dict[str, Any]:
     try:
         from gateway.federation.tables import ForkEvidenceRow, WitnessStateRow
     except ImportError:
-        return {"witnessing": [], "forks": []}
+        return {"witnessing": [], "forks": [], "reconciled": []}
     try:
         witnessing = list(
             (await session.execute(select(WitnessStateRow).order_by(WitnessStateRow.force)))
@@ -466,10 +481,11 @@ async def _partner_state(session: SessionDep) -> dict[str, Any]:
             .scalars()
             .all()
         )
+        reconciled = await _last_reconciles(session)
     except SQLAlchemyError:
         await session.rollback()
-        return {"witnessing": [], "forks": []}
-    return {"witnessing": witnessing, "forks": forks}
+        return {"witnessing": [], "forks": [], "reconciled": []}
+    return {"witnessing": witnessing, "forks": forks, "reconciled": reconciled}
 
 
 @router.get("/integrity", response_class=HTMLResponse)

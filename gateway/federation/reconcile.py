@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from audit.errors import AuditError
 from audit.merkle import verify_consistency, verify_inclusion
 from gateway.federation.manifest import Member
 from gateway.federation.members import manifest_of
-from gateway.federation.tables import WitnessStateRow
+from gateway.federation.tables import ReconcileResultRow, WitnessStateRow
 from gateway.federation.witness import WitnessError, cosign_checkpoint, verify_partner_checkpoint
 from gateway.node import Node
 
@@ -177,7 +178,34 @@ async def reconcile_receipts(
                     )
                 continue
             await _check_force(node, http, member, items, report)
+    await _store_results(node, by_force, report)
     return report
+
+
+async def _store_results(
+    node: Node, by_force: dict[str, list[dict[str, Any]]], report: ReconcileReport
+) -> None:
+    """Keep each partner's outcome, so the console can show the last reconcile per partner."""
+    now = datetime.now(UTC)
+    async with node.db.sessions() as session:
+        for force, items in sorted(by_force.items()):
+            problems = [p for p in report.problems if p.force == force]
+            first = problems[0] if problems else None
+            session.add(
+                ReconcileResultRow(
+                    force=force,
+                    checked=len(items),
+                    problems=len(problems),
+                    witnessed_size=report.witnessed.get(force),
+                    first_problem=(
+                        f"{first.problem} at entry {first.index}: {first.detail}"[:300]
+                        if first
+                        else None
+                    ),
+                    ran_at=now,
+                )
+            )
+        await session.commit()
 
 
 def reconcile_command() -> None:

@@ -62,3 +62,17 @@ class ForkEvidenceRow(SQLModel, table=True):
     note_b: str
     reason: str = Field(max_length=64)
     detected_at: datetime
+
+
+class ReconcileResultRow(SQLModel, table=True):
+    """The outcome of one `gateway audit reconcile` run for one partner (kept as history)."""
+
+    __tablename__ = "federation_reconcile_results"
+
+    id: int | None = Field(default=None, primary_key=True)
+    force: str = Field(max_length=8, index=True)
+    checked: int
+    problems: int
+    witnessed_size: int | None = None
+    first_problem: str | None = Field(default=None, max_length=300)
+    ran_at: datetime

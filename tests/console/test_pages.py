@@ -133,3 +133,37 @@ def test_who_looked_by_record_id_and_the_question_is_sealed(console_http) -> Non
     # The auditor's own question names a person: it is sealed, never in the clear.
     assert views and all("sealed" in v for v in views)
     assert "900123" not in json.dumps(views)
+
+
+def test_integrity_page_shows_the_last_reconcile_with_each_partner(console_http) -> None:
+    from datetime import UTC, datetime
+
+    import anyio
+
+    from gateway.federation.tables import ReconcileResultRow
+
+    http, _, _ = console_http
+    sign_in(http, "auditor.dpo")
+    assert "No reconcile has been run yet" in http.get("/console/integrity").text
+    node = http.app.state.node
+
+    async def store() -> None:
+        async with node.db.sessions() as session:
+            for force, problems, note in (("05", 0, None), ("05", 1, "missing at entry 7: gone")):
+                session.add(
+                    ReconcileResultRow(
+                        force=force,
+                        checked=4,
+                        problems=problems,
+                        witnessed_size=12,
+                        first_problem=note,
+                        ran_at=datetime.now(UTC),
+                    )
+                )
+            await session.commit()
+
+    anyio.run(store)
+    page = http.get("/console/integrity").text
+    # The latest run for force 05 is the failed one, and it says which entry.
+    assert "missing at entry 7: gone" in page
+    assert "No reconcile has been run yet" not in page

@@ -116,6 +116,22 @@ def test_reconcile_passes_then_names_the_entry_a_rogue_dba_deleted(tmp_path: Pat
             assert ("20", victim) in named
             assert all(p.force == "20" for p in report.problems)
 
+            # Each run's outcome per partner is kept for the auditor console.
+            from sqlmodel import select
+
+            from gateway.federation.tables import ReconcileResultRow
+
+            async with node05.db.sessions() as session:
+                rows = (await session.execute(select(ReconcileResultRow))).scalars().all()
+            outcome = [(r.force, r.checked, r.problems > 0) for r in rows]
+            assert outcome == [
+                ("01", 2, False),
+                ("20", 2, False),
+                ("01", 2, False),
+                ("20", 2, True),
+            ]
+            assert str(victim) in (rows[-1].first_problem or "")
+
     anyio.run(run)
 
 
