@@ -9,12 +9,13 @@ yields HMAC tags under this force's index keys.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from typing import Any
+
+import orjson
 
 from gateway.keys.blind_index import IndexKeyring
 from gateway.keys.fields import FieldCipher, is_field_ciphertext, new_data_key
@@ -57,7 +58,12 @@ class ProtectedRecord:
 def _stable_json(value: Any) -> bytes:
     # Only ever compared with itself on this node (change detection, class keys), so sorted-key
     # JSON is enough here; RFC 8785 is kept for what is signed or hashed across nodes.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _copy(record: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(record))
+    return copied
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def protect_record(
         key_id, data_key = reuse_key
         wrapped = None
     cipher = FieldCipher(data_key, key_id)
-    document = json.loads(json.dumps(record))
+    document = _copy(record)
     record_id = str(record["id"])
     schema_version = str(record["schema_version"])
     terms: list[tuple[str, bytes]] = []
@@ -200,7 +206,7 @@ def reveal_record(
     document: dict[str, Any], *, data_key: bytes, key_id: str, force: str
 ) -> dict[str, Any]:
     """Decrypt every sensitive field of a stored document. Raises if any fails to open."""
-    record: dict[str, Any] = json.loads(json.dumps(document))
+    record = _copy(document)
     cipher = FieldCipher(data_key, key_id)
     record_id = str(document["id"])
     schema_version = str(document["schema_version"])
