@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint fmt bench clean system-deps oidc-deps
+.PHONY: venv demo test fuzz lint fmt bench clean system-deps oidc-deps
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ fmt: $(STAMP)
 
 test: lint oidc-deps
 	$(BIN)/python -m pytest
+
+# Longer schemathesis run (`make test` runs the same fuzz tests with a few examples each).
+fuzz: $(STAMP)
+	GATEWAY_FUZZ_EXAMPLES=$(or $(EXAMPLES),300) $(BIN)/python -m pytest tests/hardening/test_fuzz_api.py -q
 
 # The independent OIDC provider (npm oidc-provider) the identity tests run; pinned by its lockfile.
 oidc-deps:

@@ -20,9 +20,11 @@ from gateway.identity.issuer_login import router as issuer_login_router
 from gateway.logging import configure_logging
 from gateway.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from gateway.node import open_node
+from gateway.ops.install import attach_node_metrics, install_operations
 from gateway.policy_reload import start_policy_watcher, stop_policy_watcher
 from gateway.records.endpoints import router as records_router
 from gateway.search.endpoints import router as search_router
+from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         node = await open_node(settings)
         app.state.node = node
         app.state.db = node.db
+        attach_node_metrics(node, app.state.metrics)
         await start_federation_tasks(app)
         policy_task = start_policy_watcher(node)
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
@@ -79,5 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Outermost first: the request id exists before the size check answers.
     app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for)
+    install_operations(app, settings)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: covers every answer
     return app

@@ -25,6 +25,7 @@ from gateway.audit_api.cli import audit_app
 from gateway.federation.manifest_cli import federation_app
 from gateway.federation.reconcile import reconcile_command
 from gateway.identity.token_cli import token
+from gateway.ops.backup import backup_command, restore_command
 from gateway.policy_cli import policy_app
 from gateway.settings import Settings
 from gateway.synth.cli import synth
@@ -40,6 +41,8 @@ app.add_typer(federation_app, name="federation")
 audit_app.command("reconcile")(reconcile_command)
 app.command("token")(token)
 app.command("synth")(synth)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 clients_app = typer.Typer(help="Register force systems (OAuth2 client credentials).")
 keys_app = typer.Typer(help="Key encryption key rotation and retirement.")
@@ -92,7 +95,7 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

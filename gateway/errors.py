@@ -20,6 +20,7 @@ JSON pointer to the offending member.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -94,6 +95,16 @@ class TooManyRequests(GatewayError):
 
 class ServiceUnavailable(GatewayError):
     status_code, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # Every 503 here is a fault expected to clear: tell clients when to try again.
+        super().__init__(detail, extra=extra, headers={"Retry-After": "1", **(headers or {})})
 
 
 _STATUS_SLUGS = {
@@ -179,6 +190,8 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    document_problem_responses(app)
+
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
         if exc.status_code >= 500:
@@ -229,8 +242,44 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        fault = unavailable_detail(exc)
+        if fault is not None:
+            # A store or key fault clears by itself (lock released, disk freed, token back):
+            # fail closed with a 503 the caller may retry, never a 500 or partial data.
+            log.error("request.unavailable", error_type=type(exc).__name__)
+            return problem_response(
+                status=503,
+                slug="unavailable",
+                title="Service unavailable",
+                detail=fault,
+                request=request,
+                headers={"Retry-After": "1"},
+            )
         log_unexpected(exc)
         return internal_error_response(request=request)
+
+
+def unavailable_detail(exc: BaseException) -> str | None:
+    """What to tell the caller when `exc` (or what caused it) means a store or key is unusable."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from audit.store.base import AuditUnavailable
+    from gateway.keys.errors import KeyStoreError
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: cause chains can be cyclic
+        if seen is None:
+            break
+        if isinstance(seen, AuditUnavailable):
+            return "The audit log cannot record this request, so nothing is disclosed; retry."
+        if isinstance(seen, KeyStoreError):
+            return "The key encryption key provider is unavailable; no record can be opened."
+        if isinstance(seen, OperationalError | sqlite3.OperationalError):
+            return "The node's database cannot complete the request now; retry."
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def log_unexpected(exc: BaseException) -> None:
@@ -261,3 +310,54 @@ def internal_error_response(*, request: Request) -> JSONResponse:
         status_code=500,
         media_type=PROBLEM_MEDIA_TYPE,
     )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; validation problems add `errors`.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+
+
+def document_problem_responses(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above send: every error is problem+json.
+
+    FastAPI documents its 422 as `application/json` (HTTPValidationError), which is not what a
+    client receives; a client generated from the document would mis-parse every error.
+    """
+    generate = app.openapi
+    rewritten = False
+
+    def openapi() -> dict[str, Any]:
+        nonlocal rewritten
+        document = generate()  # FastAPI caches the document on the app
+        if rewritten:
+            return document
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[:1] in {"4", "5"}:
+                        response["content"] = dict(problem)
+        text = json.dumps(document)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            if f'"#/components/schemas/{unused}"' not in text:
+                schemas.pop(unused, None)
+                text = json.dumps(document)
+        rewritten = True
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -139,3 +139,10 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s", force=True)
     # uvicorn's access log would print full paths with query strings (which may hold identifiers).
     logging.getLogger("uvicorn.access").disabled = True
+    # At DEBUG these print every SQL statement with its parameters (blind indexes, client ids,
+    # secret hashes, audit filter values) and, for Authlib, every access token it issues, in
+    # full: never below WARNING, whatever the node's level.
+    for chatty in ("aiosqlite", "sqlalchemy.engine", "psycopg", "authlib"):
+        logging.getLogger(chatty).setLevel(
+            max(logging.WARNING, logging.getLevelName(level.upper()))
+        )

@@ -15,7 +15,15 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import PROBLEM_MEDIA_TYPE, internal_error_body, log_unexpected, problem_body
+from gateway.errors import (
+    PROBLEM_MEDIA_TYPE,
+    internal_error_body,
+    log_unexpected,
+    problem_body,
+    unavailable_detail,
+)
+
+log = structlog.get_logger(__name__)
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -58,17 +66,32 @@ class RequestIdMiddleware:
             # the request id header like every other response.
             if started:
                 raise
-            log_unexpected(exc)
-            payload = json.dumps(
-                internal_error_body(instance=scope.get("path"), request_id=request_id)
-            ).encode()
+            status, extra_headers = 500, []
+            fault = unavailable_detail(exc)
+            if fault is None:
+                log_unexpected(exc)
+                body = internal_error_body(instance=scope.get("path"), request_id=request_id)
+            else:
+                # A store or key fault that clears by itself: fail closed with a retryable 503.
+                log.error("request.unavailable", error_type=type(exc).__name__)
+                status, extra_headers = 503, [(b"retry-after", b"1")]
+                body = problem_body(
+                    status=503,
+                    slug="unavailable",
+                    title="Service unavailable",
+                    detail=fault,
+                    instance=scope.get("path"),
+                    request_id=request_id,
+                )
+            payload = json.dumps(body).encode()
             await send_with_id(
                 {
                     "type": "http.response.start",
-                    "status": 500,
+                    "status": status,
                     "headers": [
                         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                         (b"content-length", str(len(payload)).encode()),
+                        *extra_headers,
                     ],
                 }
             )

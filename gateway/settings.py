@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
@@ -77,6 +77,37 @@ class Settings(BaseSettings):
     )
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     partner_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    # --- operations (gateway/ops: metrics, rate limits, shutdown, secrets as files) ------------
+    rate_limit_enabled: bool = True
+    rate_limit_client: str = Field(default="50000/minute", description="per force-system client")
+    rate_limit_analyst: str = Field(default="30/second;1200/minute", description="per analyst")
+    rate_limit_anonymous: str = Field(default="30/second", description="per address, no token")
+    rate_limit_partner: str = Field(default="1000/second", description="per partner node address")
+    shutdown_grace_seconds: int = Field(default=30, gt=0, le=600)
+
+    @field_validator(
+        "rate_limit_client", "rate_limit_analyst", "rate_limit_anonymous", "rate_limit_partner"
+    )
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        from gateway.ops.ratelimit import check_rate_limit_text
+
+        return check_rate_limit_text(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from gateway.ops.secret_files import SecretFilesSource
+
+        files = SecretFilesSource(settings_cls, env_prefix="GATEWAY_")
+        return (init_settings, env_settings, files, dotenv_settings, file_secret_settings)
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:

@@ -118,6 +118,10 @@ def parse_ndjson(
         except ValueError as exc:
             yield ParsedLine(number, None, [("", f"invalid JSON: {exc}")])
             continue
+        except RecursionError:
+            # Thousands of nested brackets exhaust the parser's stack: a bad line, not a crash.
+            yield ParsedLine(number, None, [("", "invalid JSON: nested too deeply")])
+            continue
         if not isinstance(data, dict):
             yield ParsedLine(number, None, [("", "line is not a JSON object")])
             continue

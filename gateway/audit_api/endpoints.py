@@ -104,7 +104,8 @@ def _uncursor(cursor: str | None) -> int | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        if prefix != "a1" or not number.isdigit():
+        # At most 18 digits: a bigger number overflows the database's 64-bit integer (a 500).
+        if prefix != "a1" or not (number.isascii() and number.isdigit()) or len(number) > 18:
             raise ValueError(raw)
         return int(number)
     except ValueError as exc:

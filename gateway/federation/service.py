@@ -47,6 +47,7 @@ from gateway.federation.payloads import (
 from gateway.federation.witness import ForkDetected, note_seen_checkpoint, verify_partner_checkpoint
 from gateway.identity.principals import AnalystPrincipal
 from gateway.node import Node
+from gateway.ops.metrics import metrics_of
 from gateway.search.service import (
     LocalAnswer,
     SearchTerms,
@@ -469,6 +470,7 @@ async def federated_search(
                     decision=local.decision,
                 )
             )
+    metrics_of(node).federation_results(results, own=own, operation="search")
     # 3. The completion entry holds every receipt and what the own force disclosed; the
     #    analyst sees nothing unless it is durable.
     await node.audit.record(
@@ -574,6 +576,9 @@ async def federated_disclose(
                 DISCLOSE_PATH,
                 payload,
                 node.settings.partner_deadline_seconds,
+            )
+            metrics_of(node).federation_called(
+                partner=force, operation="disclose", status=result.status
             )
             if receipt is not None:
                 receipts.append(receipt)

@@ -40,7 +40,10 @@ async def openid_configuration(node: NodeDep) -> Any:
 @router.get(
     "/oauth/jwks",
     summary="Public keys of the built-in issuer (JWK Set)",
-    responses={404: {"description": "Built-in issuer switched off"}},
+    responses={
+        200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}},
+        404: {"description": "Built-in issuer switched off"},
+    },
 )
 async def jwks(node: NodeDep) -> Any:
     _enabled(node)

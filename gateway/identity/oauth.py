@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -144,5 +145,13 @@ def run_token_grant(
     )
     server.register_grant(ClientCredentialsGrant)
     request = _FormRequest(uri, form, headers)
-    status, body, _headers = server.create_token_response(request)
+    try:
+        status, body, _headers = server.create_token_response(request)
+    except InsecureTransportError:
+        # Authlib raises (rather than answers) when the node's URL is plain http off loopback;
+        # without this the client got a 500 for what is the deployment's missing TLS.
+        return 400, {
+            "error": "invalid_request",
+            "error_description": "This node's token endpoint is only served over HTTPS.",
+        }
     return int(status), dict(body)

@@ -15,7 +15,8 @@ KeysError
  └── KeyStoreError                  the KEK store itself is misconfigured
       ├── KeyFilePermissionError     local key file readable by group or others
       ├── KeyFileFormatError         local key file exists but is not a valid key file
-      └── Pkcs11ConfigError          PKCS#11 module, token or PIN cannot be used
+      ├── Pkcs11ConfigError          PKCS#11 module, token or PIN cannot be used
+      └── KekUnavailableError        the token went away while serving (removed, finalised)
 ```
 
 Messages name key ids, versions, record ids and pointers only: never key bytes, PINs or values.
@@ -78,3 +79,7 @@ class KeyFileFormatError(KeyStoreError):
 
 class Pkcs11ConfigError(KeyStoreError):
     """The PKCS#11 module, token or user PIN cannot be used."""
+
+
+class KekUnavailableError(KeyStoreError):
+    """The KEK's token stopped answering while the node runs: nothing can be wrapped or opened."""

@@ -29,11 +29,22 @@ from typing import Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11.exceptions import NoSuchToken, PKCS11Error
+from pkcs11.exceptions import (
+    DeviceError,
+    DeviceRemoved,
+    NoSuchToken,
+    ObjectHandleInvalid,
+    PKCS11Error,
+    SessionClosed,
+    SessionHandleInvalid,
+    TokenNotPresent,
+    UserNotLoggedIn,
+)
 from pkcs11.mechanisms import GCMParams
 
 from gateway.keys.errors import (
     KekRetirementRefusedError,
+    KekUnavailableError,
     KekVersionRetiredError,
     KekVersionUnknownError,
     KeyStoreError,
@@ -52,6 +63,24 @@ from gateway.keys.provider import (
 DEFAULT_MODULE_PATH = Path("/usr/lib/softhsm/libsofthsm2.so")
 DEFAULT_PIN_ENV = "GATEWAY_KEK_PIN"
 _NONCE_BYTES = 12
+# What a token says once it was removed or the module finalised under us: these are not a
+# wrong key or a tampered blob, and must not be reported as one.
+_TOKEN_GONE: tuple[type[PKCS11Error], ...] = (
+    DeviceError,
+    DeviceRemoved,
+    ObjectHandleInvalid,
+    SessionClosed,
+    SessionHandleInvalid,
+    TokenNotPresent,
+    UserNotLoggedIn,
+)
+
+
+def _token_gone(label: str, exc: PKCS11Error) -> KekUnavailableError:
+    return KekUnavailableError(
+        f"the PKCS#11 token {label!r} is not reachable ({type(exc).__name__}); "
+        "nothing can be wrapped or unwrapped until it is back and the node restarts"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +224,23 @@ class Pkcs11KekProvider:
     def _refresh(self) -> None:
         """Re-read which version objects exist in the token."""
         keys: dict[str, Any] = {}
-        for obj in self._session.get_objects(
-            {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}
-        ):
-            match = self._label.fullmatch(str(obj[Attribute.LABEL]))
-            if match is not None:
-                keys[match.group(1)] = obj
+        try:
+            for obj in self._session.get_objects(
+                {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}
+            ):
+                match = self._label.fullmatch(str(obj[Attribute.LABEL]))
+                if match is not None:
+                    keys[match.group(1)] = obj
+        except _TOKEN_GONE as exc:
+            raise _token_gone(self._settings.token_label, exc) from None
+        if not keys and self._keys:
+            # Versions are never all destroyed (the current one cannot be retired): an empty
+            # token is not ours any more, so keep nothing and say the token is gone.
+            self._keys = {}
+            raise KekUnavailableError(
+                f"the PKCS#11 token {self._settings.token_label!r} no longer holds its KEK "
+                "versions (removed or replaced)"
+            )
         self._keys = keys
 
     def _highest(self) -> int:
@@ -239,12 +279,20 @@ class Pkcs11KekProvider:
             key = self._keys.get(version)
         if key is not None:
             return key
+        if not self._keys:
+            raise KekUnavailableError(
+                f"the PKCS#11 token {self._settings.token_label!r} holds no KEK version now"
+            )
         if version_number(version) < self._highest():
             raise KekVersionRetiredError(f"KEK version {version} is retired")
         raise KekVersionUnknownError(f"KEK version {version} does not exist in the token")
 
     @property
     def current_version(self) -> str:
+        if not self._keys:
+            raise KekUnavailableError(
+                f"the PKCS#11 token {self._settings.token_label!r} holds no KEK version now"
+            )
         return version_name(self._highest())
 
     def key_object(self, version: str) -> Any:
@@ -261,7 +309,10 @@ class Pkcs11KekProvider:
             except PKCS11Error:
                 # The cached current key may have been retired by another replica's rotation.
                 self._refresh()
-                return self._wrap_under_current(data_key)
+                try:
+                    return self._wrap_under_current(data_key)
+                except _TOKEN_GONE as exc:
+                    raise _token_gone(self._settings.token_label, exc) from None
 
     def _wrap_under_current(self, data_key: bytes) -> WrappedKey:
         version = self.current_version
@@ -286,6 +337,8 @@ class Pkcs11KekProvider:
                     mechanism=Mechanism.AES_GCM,
                     mechanism_param=GCMParams(nonce, wrap_associated_data(wrapped.kek_version)),
                 )
+            except _TOKEN_GONE as exc:
+                raise _token_gone(self._settings.token_label, exc) from None
             except PKCS11Error:
                 # SoftHSM reports a GCM tag mismatch as a general error; either way the blob
                 # did not authenticate under this version.

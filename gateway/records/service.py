@@ -411,9 +411,14 @@ def decode_cursor(cursor: str | None) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("The cursor is not one this node issued.") from exc
-    if not raw.startswith(_CURSOR_PREFIX) or not raw[len(_CURSOR_PREFIX) :].isdigit():
+    number = raw[len(_CURSOR_PREFIX) :]
+    # ASCII digits only ("²".isdigit() is true, int() refuses it) and at most 18 of them: a bigger
+    # number overflows the database's 64-bit integer. Either would otherwise answer 500.
+    if not raw.startswith(_CURSOR_PREFIX) or not (number.isascii() and number.isdigit()):
         raise BadRequest("The cursor is not one this node issued.")
-    return int(raw[len(_CURSOR_PREFIX) :])
+    if len(number) > 18:
+        raise BadRequest("The cursor is not one this node issued.")
+    return int(number)
 
 
 async def changes_since(

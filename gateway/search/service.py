@@ -26,6 +26,7 @@ from gateway.identity.principals import AnalystPrincipal
 from gateway.keys.blind_index import normalised_terms
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
+from gateway.ops.metrics import metrics_of
 from gateway.records import repository
 from gateway.records.protection import reveal_record
 from policies import (
@@ -298,6 +299,7 @@ def _enforce(
                 hit.record = shown
                 answer.disclosed.append(ref)
         answer.hits.append(hit)
+    metrics_of(node).policy_decided(counts)
     answer.decision = _summary(counts)
     answer.policy_ids = tuple(policy_ids)
     answer.fields_withheld = list(withheld)

@@ -326,7 +326,9 @@ def test_kek_failure_fails_closed(node: NodeClient) -> None:
     kek = node.http.app.state.node.keys.kek
     kek.close()
     response = node.http.get("/v1/records/p-1", headers=headers)
-    assert response.status_code == 500
+    # A key provider that stopped working is a retryable outage (503), never a plaintext read.
+    assert response.status_code == 503
+    assert "key encryption key provider" in response.json()["detail"]
     assert "Okonkwo" not in response.text
     with pytest.raises(KekError.__mro__[1]):
         kek.unwrap(WrappedKey(kek_version="v1", blob=b"x" * 60))
