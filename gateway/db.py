@@ -37,7 +37,9 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {
-            "pool_pre_ping": True,
+            # A server connection can go stale (restart, failover): check it on checkout. A local
+            # SQLite file cannot, and the check would cost a thread hop on every session.
+            "pool_pre_ping": not self.is_sqlite,
             # JSON columns hold whole record documents: orjson is several times faster.
             "json_serializer": lambda value: orjson.dumps(value).decode(),
             "json_deserializer": orjson.loads,
