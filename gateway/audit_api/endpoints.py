@@ -27,6 +27,7 @@ from audit.merkle import leaf_hash
 from audit.store.base import AuditUnavailable
 from audit.verify import export_line
 from gateway.audit_api.tables import AuditIndexRecordRow, AuditIndexRow
+from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import Auditor, NodeDep, SessionDep, request_id_of
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 from gateway.identity.principals import AuditorPrincipal
@@ -94,22 +95,7 @@ def _view(node: Node, index: int, raw: bytes, *, unseal: bool) -> AuditEntryView
     )
 
 
-def _cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"a1:{value}".encode()).decode().rstrip("=")
-
-
-def _uncursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = raw.partition(":")
-        # At most 18 digits: a bigger number overflows the database's 64-bit integer (a 500).
-        if prefix != "a1" or not (number.isascii() and number.isdigit()) or len(number) > 18:
-            raise ValueError(raw)
-        return int(number)
-    except ValueError as exc:
-        raise BadRequest("The cursor is not one this node issued.") from exc
+AUDIT_CURSOR = "a1"
 
 
 @router.get(
@@ -140,7 +126,7 @@ async def list_entries(
     statement = (
         select(col(AuditIndexRow.idx)).order_by(col(AuditIndexRow.idx).desc()).limit(limit + 1)
     )
-    before = _uncursor(cursor)
+    before = decode_cursor(AUDIT_CURSOR, cursor) if cursor is not None else None
     if before is not None:
         statement = statement.where(col(AuditIndexRow.idx) < before)
     filters = {
@@ -173,7 +159,9 @@ async def list_entries(
     for idx in indexes:
         raw = await asyncio.to_thread(node.audit.log.entry, idx)
         views.append(_view(node, idx, raw, unseal=False))
-    return EntryPage(entries=views, next_cursor=_cursor(indexes[-1]) if more else None)
+    return EntryPage(
+        entries=views, next_cursor=encode_cursor(AUDIT_CURSOR, indexes[-1]) if more else None
+    )
 
 
 @router.get(

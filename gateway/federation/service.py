@@ -56,8 +56,7 @@ from gateway.search.service import (
     to_policy_principal,
 )
 from policies import Mode, PolicyContext
-from policies import Principal as PolicyPrincipal
-from schemas.enums import S62Operation, VettingLevel
+from schemas.enums import S62Operation
 
 log = structlog.get_logger(__name__)
 
@@ -102,22 +101,6 @@ def principal_claims(analyst: AnalystPrincipal) -> PrincipalClaims:
         roles=list(analyst.roles),
         vetting=analyst.vetting,
         units=list(analyst.units),
-    )
-
-
-def _policy_principal(principal: PrincipalClaims, *, suspended: bool) -> PolicyPrincipal:
-    try:
-        vetting = VettingLevel(principal.vetting)
-    except ValueError:
-        vetting = VettingLevel.NONE
-    return PolicyPrincipal(
-        user_id=principal.user_id,
-        force=principal.force,
-        roles=frozenset(principal.roles),
-        vetting=vetting,
-        units=frozenset(principal.units),
-        is_system_client=False,
-        force_suspended=suspended,
     )
 
 
@@ -194,7 +177,7 @@ async def answer_search(node: Node, sender: str, request: PartnerSearchRequest) 
     answer = await search_local(
         node=node,
         terms=SearchTerms.from_json(terms),
-        principal=_policy_principal(request.principal, suspended=False),
+        principal=to_policy_principal(request.principal, suspended=False),
         context=_policy_context(request.context, sender),
         limit=request.limit,
     )
@@ -234,7 +217,7 @@ async def answer_disclose(
     answer = await disclose_local(
         node=node,
         record_id=request.record_id,
-        principal=_policy_principal(request.principal, suspended=False),
+        principal=to_policy_principal(request.principal, suspended=False),
         context=_policy_context(context, sender),
     )
     receipt = await _disclose_and_receipt(

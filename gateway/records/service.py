@@ -7,8 +7,6 @@ database transaction commits only after the audit entry is durable: nothing is s
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from audit.entry import RecordRef
 from gateway.audit_api.service import NodeAudit
+from gateway.cursors import decode_cursor, encode_cursor
 from gateway.errors import (
     BadRequest,
     Forbidden,
@@ -397,34 +396,13 @@ async def _parse_stream(lines: AsyncIterator[bytes], max_line_bytes: int) -> Asy
 
 # --- change feed -----------------------------------------------------------------------------
 
-_CURSOR_PREFIX = "c1:"
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("The cursor is not one this node issued.") from exc
-    number = raw[len(_CURSOR_PREFIX) :]
-    # ASCII digits only ("²".isdigit() is true, int() refuses it) and at most 18 of them: a bigger
-    # number overflows the database's 64-bit integer. Either would otherwise answer 500.
-    if not raw.startswith(_CURSOR_PREFIX) or not (number.isascii() and number.isdigit()):
-        raise BadRequest("The cursor is not one this node issued.")
-    if len(number) > 18:
-        raise BadRequest("The cursor is not one this node issued.")
-    return int(number)
+CHANGE_CURSOR = "c1"
 
 
 async def changes_since(
     *, session: AsyncSession, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str]:
-    since = decode_cursor(cursor)
+    since = decode_cursor(CHANGE_CURSOR, cursor) if cursor else 0
     rows = await repository.change_feed(session, since, limit)
     items = [
         {
@@ -438,7 +416,7 @@ async def changes_since(
         for row in rows
     ]
     last = rows[-1].seq if rows else since
-    return items, encode_cursor(int(last or 0))
+    return items, encode_cursor(CHANGE_CURSOR, int(last or 0))
 
 
 __all__ = [

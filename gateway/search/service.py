@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from audit.entry import RecordRef
-from gateway.identity.principals import AnalystPrincipal
 from gateway.keys.blind_index import normalised_terms
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
@@ -158,7 +158,23 @@ class LocalAnswer:
         )
 
 
-def to_policy_principal(analyst: AnalystPrincipal, *, suspended: bool) -> Principal:
+class AnalystLike(Protocol):
+    """What policy needs to know of an analyst: ours (AnalystPrincipal) or a partner's, as its
+    node vouched for it in a signed request."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def force(self) -> str: ...
+    @property
+    def roles(self) -> Sequence[str]: ...
+    @property
+    def vetting(self) -> str: ...
+    @property
+    def units(self) -> Sequence[str]: ...
+
+
+def to_policy_principal(analyst: AnalystLike, *, suspended: bool) -> Principal:
     try:
         vetting = VettingLevel(analyst.vetting)
     except ValueError:
