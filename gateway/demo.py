@@ -121,7 +121,11 @@ def step_deal_line_hits(demo: Demo, state: dict[str, Any]) -> Callable[[Step], N
         body = response.json()
         demo.console.print(results_table(body))
         merseyside = _by_force(body).get("05", {})
-        state["hit"] = (merseyside.get("hits") or [{}])[0].get("record_id")
+        # Disclose an intelligence report when one matched (its grading and any handling
+        # conditions are what the receiving analyst must see), else the first hit.
+        ids = [h.get("record_id") for h in merseyside.get("hits", []) if h.get("record_id")]
+        reports = [i for i in ids if "-IR-" in i]
+        state["hit"] = (reports or ids or [None])[0]
         step.ok = (
             response.status_code == 200
             and merseyside.get("status") == "ok"
@@ -174,7 +178,12 @@ def step_disclose(demo: Demo, state: dict[str, Any]) -> Callable[[Step], None]:
             )
         )
         if grading.get("handling") == "C":
-            demo.console.print(f"[yellow]Handling conditions:[/] {grading.get('conditions')}")
+            demo.console.print(
+                f"[yellow]Handling code C — conditions travel with the record:[/] "
+                f"{grading.get('conditions')} (release to: {grading.get('condition_forces')})"
+            )
+        else:
+            demo.console.print("Handling code P: lawful sharing permitted, no conditions attached.")
         step.ok = response.status_code == 200 and body.get("outcome") in {"redacted", "full"}
         step.detail = (
             f"outcome {body.get('outcome')}; fields withheld: "
