@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -124,13 +125,25 @@ def _hits_out(answer: LocalAnswer, mode: str) -> list[dict[str, Any]]:
     return [h.to_json() for h in answer.hits]
 
 
+# One lock per audit log (and so per event loop that serves it); weak so closed logs go away.
+_CHECKPOINT_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def _checkpoint_covering(node: Node, index: int) -> str:
-    """A signed checkpoint that includes entry `index`: the latest if it does, else a new one."""
+    """A signed checkpoint that includes entry `index`: the latest if it does, else a new one.
+
+    Concurrent answers wait for one signing instead of each signing its own: the checkpoint one of
+    them signs covers every entry appended before it."""
     stored = await asyncio.to_thread(node.audit.log.latest_checkpoint)
     if stored is not None and stored.size > index:
         return stored.note
-    note = await asyncio.to_thread(node.audit.log.checkpoint)
-    return note.to_text()
+    lock = _CHECKPOINT_LOCKS.setdefault(node.audit.log, asyncio.Lock())
+    async with lock:
+        stored = await asyncio.to_thread(node.audit.log.latest_checkpoint)
+        if stored is not None and stored.size > index:
+            return stored.note
+        note = await asyncio.to_thread(node.audit.log.checkpoint)
+        return note.to_text()
 
 
 async def _disclose_and_receipt(

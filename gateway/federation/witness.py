@@ -104,9 +104,28 @@ async def record_fork(
     log.error("federation.fork_detected", force=force, size=size, reason=reason)
 
 
+# (force, size) -> root of partner checkpoints this process has already stored. Many receipts carry
+# the same checkpoint; a repeat needs no database round trip. Only an exact repeat is skipped: a
+# different root for a size goes to the database check below, which detects the fork.
+_SEEN: dict[tuple[int, str, int], str] = {}
+_SEEN_LIMIT = 10_000
+
+
 async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, note: str) -> None:
     """Remember a partner checkpoint; raise ForkDetected if another root was seen at its size."""
     root = checkpoint.root_hash.hex()
+    key = (id(node), force, checkpoint.size)
+    if _SEEN.get(key) == root:
+        return
+    await _store_seen_checkpoint(node, force, checkpoint, note, root)
+    if len(_SEEN) >= _SEEN_LIMIT:
+        _SEEN.clear()
+    _SEEN[key] = root
+
+
+async def _store_seen_checkpoint(
+    node: Node, force: str, checkpoint: Checkpoint, note: str, root: str
+) -> None:
     async with node.db.sessions() as session:
         existing = await session.get(SeenCheckpointRow, (force, checkpoint.size))
         if existing is None:
