@@ -169,7 +169,7 @@ def step_disclose(demo: Demo, state: dict[str, Any]) -> Callable[[Step], None]:
                         "kind": record.get("kind"),
                         "classification": record.get("classification"),
                         "grading": grading,
-                        "withheld": record.get("withheld"),
+                        "withheld": body.get("withheld"),
                         "body": record.get("body"),
                     },
                     indent=1,
@@ -187,7 +187,7 @@ def step_disclose(demo: Demo, state: dict[str, Any]) -> Callable[[Step], None]:
         step.ok = response.status_code == 200 and body.get("outcome") in {"redacted", "full"}
         step.detail = (
             f"outcome {body.get('outcome')}; fields withheld: "
-            f"{len(record.get('withheld') or [])}; grading {grading.get('source_evaluation')}/"
+            f"{len(body.get('withheld') or [])}; grading {grading.get('source_evaluation')}/"
             f"{grading.get('assessment')}/{grading.get('handling')} travels with the record"
         )
 

@@ -191,5 +191,8 @@ class DiscloseResponse(BaseModel):
     detail: str | None = None
     outcome: str | None = None
     record: dict[str, Any] | None = None
+    withheld: list[str] = Field(
+        default_factory=list, description="JSON pointers of the fields policy withheld"
+    )
     contact: str | None = None
     receipt_index: int | None = None

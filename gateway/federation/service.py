@@ -545,6 +545,7 @@ async def federated_disclose(
             detail=None if hit else (local.denied_reason or "not found or not disclosable"),
             outcome=hit.outcome if hit else None,
             record=hit.record if hit else None,
+            withheld=hit.withheld if hit else [],
             contact=hit.contact if hit else None,
         )
         records, policy_ids, withheld = local.matched, local.policy_ids, local.fields_withheld
@@ -586,6 +587,7 @@ async def federated_disclose(
                 detail=result.detail,
                 outcome=str(shown.get("outcome")) if shown else None,
                 record=shown.get("record") if shown else None,
+                withheld=[str(w) for w in shown.get("withheld") or []] if shown else [],
                 contact=shown.get("contact") if shown else None,
                 receipt_index=result.receipt_index,
             )

@@ -102,6 +102,8 @@ class LocalHit:
     record: dict[str, Any] | None = None
     contact: str | None = None
     matched: list[str] = field(default_factory=list)
+    # JSON pointers of this record's fields that policy withheld (what a redaction removed).
+    withheld: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +117,7 @@ class LocalHit:
             record=data.get("record"),
             contact=data.get("contact"),
             matched=[str(m) for m in data.get("matched") or []],
+            withheld=[str(w) for w in data.get("withheld") or []],
         )
 
 
@@ -310,7 +313,8 @@ def _enforce(
         if context.mode is Mode.RECORDS and decision.outcome in (Outcome.FULL, Outcome.REDACTED):
             shown = apply_decision(record, decision, field_groups(row.kind))
             if shown is not None:
-                for pointer in shown.pop(WITHHELD_KEY, []):
+                hit.withheld = list(shown.pop(WITHHELD_KEY, []))
+                for pointer in hit.withheld:
                     withheld[f"{row.record_id}{pointer}"] = None
                 hit.record = shown
                 answer.disclosed.append(ref)

@@ -165,3 +165,23 @@ def test_a_200_record_answer_costs_few_policy_calls(node: NodeClient) -> None:
     answer = search(node, SearchTerms(name="Ahmed Hussain"), analyst("20"), context())
     assert len(answer.hits) == 50  # the page limit
     assert engine.cedar_calls - before <= 4
+
+
+def test_a_redacted_disclosure_says_which_fields_were_withheld(node: NodeClient) -> None:
+    load(node, [example_record("modern_slavery_case", id="ms-1", owner_force="20")])
+    gateway_node = node.http.app.state.node
+
+    async def run():
+        return await disclose_local(
+            node=gateway_node,
+            record_id="ms-1",
+            principal=analyst("05"),
+            context=context(requesting="05"),
+        )
+
+    answer = anyio.run(run)
+    [hit] = answer.hits
+    assert hit.outcome == "redacted"
+    assert "/body/nrm_reference" in hit.withheld
+    assert "nrm_reference" not in hit.record["body"]
+    assert f"ms-1{hit.withheld[0]}" in answer.fields_withheld
