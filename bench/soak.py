@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import itertools
 import json
 import random
@@ -32,12 +31,9 @@ from typing import Any
 import httpx
 import orjson
 
-from audit.log import AuditLog
-from audit.verify import verify_export
 from gateway.identity.issuer import mint_analyst_token
-from gateway.identity.signing import load_signing_key_file
 from gateway.logging import configure_logging
-from gateway.node import open_audit_store
+from gateway.node_offline import verify_local_log
 from gateway.settings import Settings
 from gateway.up import AUDITOR_TOKEN, Federation, import_data, prepare, running
 from schemas.examples import example_record
@@ -63,30 +59,7 @@ def resident_mb(pid: int) -> float:
 
 def verify_node_log(settings: Settings) -> dict[str, Any]:
     """Recompute a stopped node's Merkle tree and check it against its signed checkpoints."""
-    store = open_audit_store(settings)
-    key = load_signing_key_file(settings.signing_key_file)
-    latest = store.latest_checkpoint()
-    log = AuditLog(
-        store,
-        origin=settings.log_origin,
-        key_name=settings.log_origin,
-        signing_key=key.private_key,
-        checkpoint_interval=3600,
-    )
-    try:
-        out = io.BytesIO()
-        log.export(out)
-        note = log.checkpoint()
-        report = verify_export(
-            out.getvalue().splitlines(keepends=True),
-            checkpoint_text=note.to_text(),
-            origin=settings.log_origin,
-            key_name=settings.log_origin,
-            public_key=key.private_key.public_key(),
-            old_checkpoint_text=latest.note if latest is not None else None,
-        )
-    finally:
-        log.close()
+    report = verify_local_log(settings)
     return {
         "entries": report.entries,
         "verifies": report.ok,

@@ -9,6 +9,7 @@ Two kinds of export:
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from audit.checkpoint import VerifierKey
 from audit.entry import SecurityEvent
 from audit.log import AuditLog
 from audit.store.base import AuditStore
-from audit.verify import export_line
+from audit.verify import VerifyReport, export_line, verify_export
 from gateway.identity.signing import load_signing_key_file
 from gateway.node import open_audit_store
 from gateway.settings import Settings
@@ -132,3 +133,35 @@ def record_offline_event(
     finally:
         log.close()
     return receipt.index
+
+
+def verify_local_log(settings: Settings) -> VerifyReport:
+    """Verify a stopped node's audit log from its own store.
+
+    The tree is recomputed from the stored entries and checked against a freshly signed head,
+    which must also extend the last checkpoint the node itself signed: an entry acknowledged
+    before a crash cannot have been lost or rewritten since."""
+    store = open_audit_store(settings)
+    key = load_signing_key_file(settings.signing_key_file)
+    latest = store.latest_checkpoint()
+    log = AuditLog(
+        store,
+        origin=settings.log_origin,
+        key_name=settings.log_origin,
+        signing_key=key.private_key,
+        checkpoint_interval=3600,
+    )
+    try:
+        exported = io.BytesIO()
+        log.export(exported)
+        note = log.checkpoint()
+        return verify_export(
+            exported.getvalue().splitlines(keepends=True),
+            checkpoint_text=note.to_text(),
+            origin=settings.log_origin,
+            key_name=settings.log_origin,
+            public_key=key.private_key.public_key(),
+            old_checkpoint_text=latest.note if latest is not None else None,
+        )
+    finally:
+        log.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import io
 import os
 import signal
 import socket
@@ -21,10 +20,9 @@ import pytest
 from sqlalchemy import text
 
 from audit.entry import decode_entry
-from audit.log import AuditLog
-from audit.verify import verify_export
 from gateway.identity.signing import NodeSigningKey, load_signing_key_file
-from gateway.node import open_audit_store, open_node
+from gateway.node import open_node
+from gateway.node_offline import verify_local_log
 from gateway.search.service import _load
 from gateway.settings import Settings
 from schemas.enums import S62Operation
@@ -104,30 +102,7 @@ def verify_audit_log(settings: Settings) -> int:
     The tree is recomputed from the stored entries and checked against a freshly signed head,
     which must also be consistent with the last checkpoint the node itself signed: an entry
     acknowledged before a crash cannot have been lost or rewritten since."""
-    store = open_audit_store(settings)
-    key = load_signing_key_file(settings.signing_key_file)
-    latest = store.latest_checkpoint()
-    log = AuditLog(
-        store,
-        origin=settings.log_origin,
-        key_name=settings.log_origin,
-        signing_key=key.private_key,
-        checkpoint_interval=3600,
-    )
-    try:
-        exported = io.BytesIO()
-        log.export(exported)
-        note = log.checkpoint()
-        report = verify_export(
-            exported.getvalue().splitlines(keepends=True),
-            checkpoint_text=note.to_text(),
-            origin=settings.log_origin,
-            key_name=settings.log_origin,
-            public_key=key.private_key.public_key(),
-            old_checkpoint_text=latest.note if latest is not None else None,
-        )
-    finally:
-        log.close()
+    report = verify_local_log(settings)
     assert report.ok, f"audit log does not verify: {report.problem} {report.detail}"
     return int(report.entries)
 
