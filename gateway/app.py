@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +25,7 @@ from gateway.node import open_node
 from gateway.ops.install import attach_node_metrics, install_operations
 from gateway.policy_reload import start_policy_watcher, stop_policy_watcher
 from gateway.records.endpoints import router as records_router
+from gateway.records.index_versions import start_index_watcher
 from gateway.search.endpoints import router as search_router
 from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import Settings
@@ -44,12 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attach_node_metrics(node, app.state.metrics)
         await start_federation_tasks(app)
         policy_task = start_policy_watcher(node)
+        index_task = start_index_watcher(
+            node.keys, node.db.sessions, settings.index_refresh_seconds
+        )
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
         try:
             yield
         finally:
             await stop_federation_tasks(app)
             await stop_policy_watcher(policy_task)
+            index_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index_task
             app.state.node = None
             # Stops taking audit entries only after in-flight requests are done (uvicorn drains
             # them before the lifespan ends); the writer flushes and signs a final checkpoint.

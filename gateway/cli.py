@@ -154,76 +154,143 @@ def keys_rotate(
     resume: Annotated[
         bool, typer.Option("--resume", help="Finish a rotation without a new KEK version")
     ] = False,
+    reindex: Annotated[
+        bool,
+        typer.Option(
+            "--reindex/--no-reindex",
+            help="Also make new blind-index keys and re-index every record under them",
+        ),
+    ] = True,
 ) -> None:
-    """Create a new KEK version and re-wrap every data key and node secret under it. Safe while
-    the node serves; resumable."""
+    """Create a new KEK version and re-wrap every data key and node secret under it, then make
+    new blind-index keys, re-index every record and switch searches to them. Safe while the node
+    serves; resumable (`--resume`)."""
     from gateway.db import Database
     from gateway.node import open_kek_provider
-    from gateway.records.rotation import RotationSummary, rotate_kek
+    from gateway.records.index_versions import IndexVersionError
+    from gateway.records.rotation import (
+        IndexRotationSummary,
+        RotationSummary,
+        rotate_index,
+        rotate_kek,
+    )
 
     settings = _settings()
     console = _console()
     kek = open_kek_provider(settings)
     db = Database(settings.resolved_database_url)
+    refused: list[str] = []
 
-    async def _run() -> RotationSummary:
+    async def _run() -> tuple[RotationSummary, IndexRotationSummary | None]:
         with _progress(console) as progress:
             task = progress.add_task("re-wrapping data keys", total=None)
             try:
-                return await rotate_kek(
+                summary = await rotate_kek(
                     sessions=db.sessions,
                     kek=kek,
                     create_version=not resume,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
+                if not reindex:
+                    return summary, None
+                indexing = progress.add_task("re-indexing records", total=None)
+                try:
+                    index_summary = await rotate_index(
+                        sessions=db.sessions,
+                        kek=kek,
+                        force=settings.force_code,
+                        resume=resume,
+                        progress=lambda done, total: progress.update(
+                            indexing, completed=done, total=total
+                        ),
+                    )
+                except IndexVersionError as exc:
+                    refused.append(str(exc))
+                    return summary, None
+                return summary, index_summary
             finally:
                 await db.dispose()
 
     try:
-        summary = asyncio.run(_run())
+        summary, index_summary = asyncio.run(_run())
     finally:
         kek.close()
     from audit.entry import SecurityEvent
     from gateway.node_offline import record_offline_event
 
+    complete = not summary.remaining_on_old and (index_summary is None or index_summary.activated)
     record_offline_event(
         SecurityEvent.KEY_ROTATION,
         settings=settings,
         purpose=f"kek_rotated_to_{summary.new_version}"[:32],
-        decision="complete" if not summary.remaining_on_old else "partial",
+        decision="complete" if complete else "partial",
     )
-    table = Table(title="KEK rotation")
+    if index_summary is not None:
+        record_offline_event(
+            SecurityEvent.KEY_ROTATION,
+            settings=settings,
+            purpose=f"blind_index_v{index_summary.version}"[:32],
+            decision="complete" if index_summary.activated else "partial",
+        )
+    table = Table(title="Key rotation")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("current KEK version", summary.new_version)
     table.add_row("data keys re-wrapped", str(summary.data_keys))
     table.add_row("node secrets re-wrapped", str(summary.secrets))
     table.add_row("keys still on older versions", str(summary.remaining_on_old))
+    if index_summary is not None:
+        table.add_row(
+            "blind-index version",
+            f"{index_summary.version} ({'active' if index_summary.activated else 'building'})",
+        )
+        table.add_row("records re-indexed", str(index_summary.reindexed))
+        table.add_row("re-index passes", str(index_summary.passes))
     console.print(table)
     if summary.remaining_on_old:
         console.print("Records written during rotation remain; run `gateway keys rotate --resume`.")
+    if refused:
+        console.print(f"[yellow]Blind index not rotated: {refused[0]}[/]")
+        raise typer.Exit(1)
+    if index_summary is not None and not index_summary.activated:
+        console.print(
+            f"{index_summary.behind} record(s) were still being written without the new index "
+            "version; searches keep the old one. Run `gateway keys rotate --resume`."
+        )
+    elif index_summary is not None:
+        console.print(
+            "Searches use the new blind-index keys (node processes switch within "
+            f"{settings.index_refresh_seconds:g} s); the old index is kept until "
+            "`gateway keys retire`."
+        )
 
 
 @keys_app.command("retire")
 def keys_retire(version: Annotated[str, typer.Argument(help="KEK version, e.g. v1")]) -> None:
-    """Destroy an old KEK version once nothing is wrapped under it."""
+    """Destroy an old KEK version once nothing is wrapped under it, and delete the blind-index
+    keys and tags that a rotation replaced."""
     from gateway.db import Database
     from gateway.node import open_kek_provider
+    from gateway.records.index_versions import IndexVersionError, retire_previous
     from gateway.records.rotation import retire_kek_version
 
     settings = _settings()
     kek = open_kek_provider(settings)
     db = Database(settings.resolved_database_url)
 
-    async def _run() -> None:
+    async def _run() -> list[int]:
         try:
+            retired = await retire_previous(
+                db.sessions, min_age_seconds=2 * settings.index_refresh_seconds
+            )
             await retire_kek_version(sessions=db.sessions, kek=kek, version=version)
+            return retired
         finally:
             await db.dispose()
 
     try:
-        asyncio.run(_run())
-    except ValueError as exc:
+        retired_index = asyncio.run(_run())
+    except (ValueError, IndexVersionError) as exc:
         _console().print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     finally:
@@ -231,9 +298,19 @@ def keys_retire(version: Annotated[str, typer.Argument(help="KEK version, e.g. v
     from audit.entry import SecurityEvent
     from gateway.node_offline import record_offline_event
 
+    for index_version in retired_index:
+        record_offline_event(
+            SecurityEvent.KEY_ROTATION,
+            settings=settings,
+            purpose=f"blind_index_v{index_version}_retired"[:32],
+        )
     record_offline_event(
         SecurityEvent.KEY_ROTATION, settings=settings, purpose=f"kek_{version}_retired"[:32]
     )
+    if retired_index:
+        _console().print(
+            f"[green]blind-index version(s) {retired_index} retired (keys and tags deleted)[/]"
+        )
     _console().print(f"[green]KEK {version} retired[/]")
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlmodel import col
+from sqlalchemy.exc import SQLAlchemyError
 
 from audit.log import AuditLog
 from audit.store.base import AuditStore
@@ -27,9 +26,9 @@ from gateway.identity.signing import (
     create_signing_key_file,
     load_signing_key_file,
 )
-from gateway.keys.blind_index import IndexKeyring, new_index_root
+from gateway.keys.blind_index import new_index_root
 from gateway.keys.local import LocalKeyFileProvider, init_local_keyfile
-from gateway.keys.provider import KekProvider, WrappedKey
+from gateway.keys.provider import KekProvider
 from gateway.migrations.runner import upgrade_to_head
 from gateway.records.protection import NodeKeys
 from gateway.records.tables import NodeSecretRow
@@ -38,6 +37,7 @@ from policies import EXAMPLE_POLICY_DIR, PolicyEngine, PolicyLoadError
 
 log = structlog.get_logger(__name__)
 
+# The node secret holding index version 1's root (gateway/records/index_versions.py names them).
 INDEX_ROOT_SECRET = "blind-index-root-v1"  # noqa: S105 - the name of a stored secret
 
 
@@ -103,8 +103,10 @@ def _sync_url(settings: Settings) -> str:
 
 
 async def _store_index_root(db: Database, kek: KekProvider) -> None:
+    from gateway.records.index_versions import first_root_needed
+
     async with db.sessions() as session:
-        if await session.get(NodeSecretRow, INDEX_ROOT_SECRET) is not None:
+        if not await first_root_needed(session):
             return
         wrapped = kek.wrap(new_index_root())
         session.add(
@@ -175,27 +177,25 @@ async def open_node(settings: Settings) -> Node:
     except Exception as exc:
         raise NodeStartupError(f"cannot open the key encryption key provider: {exc}") from exc
     db = Database(settings.resolved_database_url)
+    from gateway.records.index_versions import IndexVersionError, load_node_keys
+
     try:
         async with db.sessions() as session:
-            row = (
-                await session.execute(
-                    select(NodeSecretRow).where(col(NodeSecretRow.name) == INDEX_ROOT_SECRET)
-                )
-            ).scalar_one_or_none()
-    except Exception as exc:
+            keys = await load_node_keys(session, kek, settings.force_code)
+    except IndexVersionError as exc:
+        kek.close()
+        await db.dispose()
+        raise NodeStartupError(str(exc)) from exc
+    except SQLAlchemyError as exc:
         kek.close()
         await db.dispose()
         raise NodeStartupError(
             f"the node database is not initialised ({type(exc).__name__}); run `gateway init`"
         ) from exc
-    if row is None:
+    except BaseException:
         kek.close()
         await db.dispose()
-        raise NodeStartupError("the blind-index secret is missing; run `gateway init`")
-    index_root = kek.unwrap(WrappedKey(kek_version=row.kek_version, blob=row.wrapped))
-    keys = NodeKeys(
-        force=settings.force_code, kek=kek, index=IndexKeyring(index_root, settings.force_code)
-    )
+        raise
     store = await asyncio.to_thread(open_audit_store, settings)
     audit_log = AuditLog(
         store,

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "(PostgreSQL nodes default to their main database)",
     )
     checkpoint_interval_seconds: float = Field(default=1.0, gt=0)
+    index_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how often a node re-reads its blind-index key versions (a key rotation "
+        "switches searches to the new version within this time; at least 0.5 s is used); "
+        "`gateway keys retire` waits twice this long after the switch",
+    )
 
     policy_dir: Path | None = Field(
         default=None,

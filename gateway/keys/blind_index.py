@@ -17,7 +17,6 @@ node-level secrets (unlike per-record data keys) and deleting a record deletes i
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -142,7 +141,7 @@ class IndexKeyring:
             raise ValueError("a force code is required")
         self._root = bytes(root_secret)
         self._force = force
-        self._keys: dict[tuple[str, int], bytes] = {}
+        self._keys: dict[tuple[IndexKind | str, int], bytes] = {}
 
     def __repr__(self) -> str:
         return f"IndexKeyring(force={self._force!r})"
@@ -153,28 +152,35 @@ class IndexKeyring:
 
     def key_for(self, index_kind: IndexKind | str, version: int) -> bytes:
         """The HMAC key for one index kind and key version (HKDF-SHA256 from the root)."""
+        # Memoised under the kind as given (IndexKind members hash and compare as their values),
+        # so the hot path is one dict lookup.
+        cached = self._keys.get((index_kind, version))
+        if cached is not None:
+            return cached
         kind = KEYED_AS.get(IndexKind(index_kind), IndexKind(index_kind)).value
         if version < 1:
             raise ValueError("index key versions start at 1")
-        cached = self._keys.get((kind, version))
-        if cached is not None:
-            return cached
         info = b"gateway.blind-index.v1|" + rfc8785.dumps(
             {"force": self._force, "index_kind": kind, "version": version}
         )
         key = HKDF(algorithm=hashes.SHA256(), length=INDEX_KEY_BYTES, salt=None, info=info).derive(
             self._root
         )
-        self._keys[(kind, version)] = key
+        self._keys[(str(IndexKind(index_kind).value), version)] = key
         return key
+
+    def tag_bytes(
+        self, index_kind: IndexKind | str, term_kind: str, normalised: str, version: int
+    ) -> bytes:
+        """The blind tag of one already-normalised term, as stored."""
+        message = term_kind.encode("utf-8") + b"\x00" + normalised.encode("utf-8")
+        return hmac.digest(self.key_for(index_kind, version), message, "sha256")[:TAG_BYTES]
 
     def tag(
         self, index_kind: IndexKind | str, term_kind: str, normalised: str, version: int
     ) -> str:
         """The hex blind tag of one already-normalised term."""
-        message = term_kind.encode("utf-8") + b"\x00" + normalised.encode("utf-8")
-        digest = hmac.new(self.key_for(index_kind, version), message, hashlib.sha256).digest()
-        return digest[:TAG_BYTES].hex()
+        return self.tag_bytes(index_kind, term_kind, normalised, version).hex()
 
     def terms(
         self, index_kind: IndexKind | str, value: str | date, *, version: int = 1

@@ -17,25 +17,58 @@ from typing import Any
 
 import orjson
 
-from gateway.keys.blind_index import IndexKeyring
+from gateway.keys.blind_index import IndexKeyring, normalised_terms
 from gateway.keys.fields import FieldCipher, is_field_ciphertext, new_data_key
 from gateway.keys.provider import KekProvider, WrappedKey
 from schemas import field_specs
 from schemas.enums import ClassificationRank
-from schemas.fields import FieldSpec
+from schemas.fields import FieldSpec, IndexKind
 
 # Envelope members excluded from the content hash: the node assigns them.
 _NODE_ASSIGNED = ("version",)
 
 
-@dataclass
-class NodeKeys:
-    """This node's keys as the record layer needs them."""
+@dataclass(frozen=True)
+class IndexView:
+    """The blind-index key versions as this process last read them (gateway/records/index_versions).
 
-    force: str
-    kek: KekProvider
-    index: IndexKeyring
-    index_version: int = 1
+    Searches use `active`; writers tag every value under each of `writable` (the active version,
+    a version being built by a re-index, and a previous version not yet retired)."""
+
+    active: int
+    writable: tuple[int, ...]
+    rings: dict[int, IndexKeyring]
+
+    @property
+    def newest(self) -> int:
+        return max(self.writable)
+
+
+class NodeKeys:
+    """This node's keys as the record layer needs them.
+
+    `view` is replaced as a whole (never mutated) when the index versions change, so a batch
+    protected in a worker thread sees one consistent set of index keys."""
+
+    __slots__ = ("force", "kek", "view")
+
+    def __init__(
+        self, force: str, kek: KekProvider, index: IndexKeyring, index_version: int = 1
+    ) -> None:
+        self.force = force
+        self.kek = kek
+        self.view = IndexView(
+            active=index_version, writable=(index_version,), rings={index_version: index}
+        )
+
+    @property
+    def index(self) -> IndexKeyring:
+        """The keyring searches use (the active version's)."""
+        return self.view.rings[self.view.active]
+
+    @property
+    def index_version(self) -> int:
+        return self.view.active
 
 
 @dataclass
@@ -46,7 +79,7 @@ class ProtectedRecord:
     document: dict[str, Any]
     data_key_id: str
     wrapped_key: WrappedKey | None  # None when an existing data key is reused
-    terms: list[tuple[str, bytes]]
+    terms: list[tuple[str, bytes, int]]  # (term kind, tag, index version)
     policy_attrs: dict[str, Any]
     class_key: str
     classification_rank: int
@@ -148,13 +181,48 @@ def class_key_of(attrs: dict[str, Any]) -> str:
     return hashlib.sha256(_stable_json(static)).hexdigest()[:32]
 
 
+def _tag_value(
+    terms: list[tuple[str, bytes, int]],
+    index_kind: IndexKind,
+    value: str,
+    view: IndexView,
+    versions: Iterable[int],
+) -> None:
+    pairs = normalised_terms(index_kind, value)
+    for version in versions:
+        ring = view.rings[version]
+        for term_kind, normalised in pairs:
+            terms.append(
+                (term_kind, ring.tag_bytes(index_kind, term_kind, normalised, version), version)
+            )
+
+
+def index_terms(
+    record: dict[str, Any], view: IndexView, versions: Iterable[int]
+) -> list[tuple[str, bytes, int]]:
+    """The blind terms of a plaintext record under the given index versions (re-indexing)."""
+    wanted = tuple(versions)
+    terms: list[tuple[str, bytes, int]] = []
+    for target in _protection_plan(str(record["kind"])):
+        if target.spec.index is None:
+            continue
+        for parent, key, _pointer in _expand(record, target.tokens):
+            value = parent[key]
+            if isinstance(value, str):
+                _tag_value(terms, target.spec.index, value, view, wanted)
+    return list(dict.fromkeys(terms))
+
+
 def protect_record(
     record: dict[str, Any],
     keys: NodeKeys,
     *,
     reuse_key: tuple[str, bytes] | None = None,
+    view: IndexView | None = None,
 ) -> ProtectedRecord:
-    """Encrypt the sensitive values of a validated record (plain JSON form) and index it."""
+    """Encrypt the sensitive values of a validated record (plain JSON form) and index it under
+    every writable index version of `view` (default: the keys' current view)."""
+    view = view or keys.view
     if reuse_key is None:
         key_id, data_key = new_data_key()
         wrapped: WrappedKey | None = keys.kek.wrap(data_key)
@@ -165,7 +233,7 @@ def protect_record(
     document = _copy(record)
     record_id = str(record["id"])
     schema_version = str(record["schema_version"])
-    terms: list[tuple[str, bytes]] = []
+    terms: list[tuple[str, bytes, int]] = []
     for target in _protection_plan(str(record["kind"])):
         spec = target.spec
         for parent, key, pointer in _expand(document, target.tokens):
@@ -173,8 +241,7 @@ def protect_record(
             if value is None or isinstance(value, dict | list):
                 continue
             if spec.index is not None and isinstance(value, str):
-                for term in keys.index.terms(spec.index, value, version=keys.index_version):
-                    terms.append((term.term_kind, bytes.fromhex(term.tag_hex)))
+                _tag_value(terms, spec.index, value, view, view.writable)
             if spec.sensitive:
                 parent[key] = cipher.encrypt(
                     value,
@@ -225,3 +292,21 @@ def reveal_record(
                 schema_version=schema_version,
             )
     return record
+
+
+def stored_index_terms(
+    document: dict[str, Any],
+    *,
+    data_key: bytes,
+    key_id: str,
+    force: str,
+    view: IndexView,
+    versions: Iterable[int],
+) -> list[tuple[str, bytes, int]]:
+    """The blind terms of a stored record under the given index versions (re-indexing).
+
+    Decrypts the record here and returns only its tags, never its content: re-indexing is key
+    management, not a read, and record content leaves this module only through the enforcement
+    point (gateway/search/service.py; tests/architecture/test_enforcement.py)."""
+    plain = reveal_record(document, data_key=data_key, key_id=key_id, force=force)
+    return index_terms(plain, view, versions)

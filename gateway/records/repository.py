@@ -88,10 +88,12 @@ async def write_records(
     session: AsyncSession,
     items: Sequence[tuple[ProtectedRecord, int, bool]],
     now: datetime,
+    index_version: int,
 ) -> None:
     """Insert new and replace existing records, their keys, terms and change-feed rows.
 
-    `items` are (protected record, new version, created?)."""
+    `items` are (protected record, new version, created?); `index_version` is the newest blind
+    index version their terms were written for."""
     if not items:
         return
     created = [p for p, _, is_new in items if is_new]
@@ -139,6 +141,7 @@ async def write_records(
             "document": p.document,
             "data_key_id": p.data_key_id,
             "content_sha256": p.content_sha256,
+            "index_version": index_version,
             "created_at": now,
             "updated_at": now,
         }
@@ -161,9 +164,9 @@ async def write_records(
             replaced_rows,
         )
     terms = [
-        {"record_id": p.record_id, "term_kind": kind, "tag": tag, "index_version": 1}
+        {"record_id": p.record_id, "term_kind": kind, "tag": tag, "index_version": v}
         for p, _, _ in items
-        for kind, tag in p.terms
+        for kind, tag, v in p.terms
     ]
     if terms:
         await session.execute(insert(search_terms), terms)

@@ -30,8 +30,8 @@ from gateway.errors import (
 from gateway.identity.principals import SystemPrincipal
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
-from gateway.records import repository
-from gateway.records.protection import NodeKeys, ProtectedRecord, protect_record
+from gateway.records import index_versions, repository
+from gateway.records.protection import IndexView, NodeKeys, ProtectedRecord, protect_record
 from schemas import RecordValidationError, parse_ndjson, parse_record
 from schemas.enums import S62Operation
 
@@ -64,17 +64,18 @@ def _protect_batch(
     records: Sequence[dict[str, Any]],
     existing: dict[str, repository.ExistingRecord],
     keys: NodeKeys,
+    view: IndexView,
 ) -> list[tuple[ProtectedRecord, int, bool] | None]:
     """CPU work (encryption, HMAC), run in a worker thread. None marks an unchanged record."""
     out: list[tuple[ProtectedRecord, int, bool] | None] = []
     for record in records:
         old = existing.get(record["id"])
         if old is None:
-            protected = protect_record(record, keys)
+            protected = protect_record(record, keys, view=view)
             out.append((protected, 1, True))
             continue
         data_key = keys.kek.unwrap(WrappedKey(kek_version=old.kek_version, blob=old.wrapped))
-        protected = protect_record(record, keys, reuse_key=(old.data_key_id, data_key))
+        protected = protect_record(record, keys, reuse_key=(old.data_key_id, data_key), view=view)
         if protected.content_sha256 == old.content_sha256:
             out.append(None)
         else:
@@ -112,7 +113,9 @@ async def store_records(
     for record in records:
         old = existing.get(record["id"])
         _set_versions(record, 1 if old is None else old.version + 1)
-    protected = await asyncio.to_thread(_protect_batch, records, existing, keys)
+    # One snapshot of the index versions for the whole batch; re-checked after the writes.
+    view = keys.view
+    protected = await asyncio.to_thread(_protect_batch, records, existing, keys, view)
     outcomes: list[WriteOutcome] = []
     writes: list[tuple[ProtectedRecord, int, bool]] = []
     for record, item in zip(records, protected, strict=True):
@@ -126,7 +129,13 @@ async def store_records(
     if not writes:
         return outcomes
     now = _now()
-    await repository.write_records(session, writes, now)
+    await repository.write_records(session, writes, now, view.newest)
+    await index_versions.settle_writes(
+        session,
+        keys,
+        view,
+        [record for record, item in zip(records, protected, strict=True) if item is not None],
+    )
     await session.flush()
     # Audit before commit: a collection that cannot be logged does not happen.
     for operation, created_flag in ((S62Operation.COLLECT, True), (S62Operation.ALTER, False)):

@@ -32,6 +32,8 @@ class RecordRow(SQLModel, table=True):
     # SHA-256 of the canonical JSON of the record as received: a re-sent identical record is a
     # no-op (bulk retries after a crash must not create new versions).
     content_sha256: str = Field(max_length=64)
+    # The newest blind-index version this record's tags were written for (see IndexVersionRow).
+    index_version: int = Field(default=1, index=True)
     created_at: datetime
     updated_at: datetime
 
@@ -71,6 +73,18 @@ class ChangeRow(SQLModel, table=True):
     op: str = Field(max_length=8)  # upsert | delete
     reason: str | None = Field(default=None, max_length=32)
     at: datetime
+
+
+class IndexVersionRow(SQLModel, table=True):
+    """One blind-index key version and what it is for (gateway/records/index_versions.py)."""
+
+    __tablename__ = "index_versions"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    state: str = Field(max_length=16)  # building | active | previous | retired
+    created_at: datetime
+    activated_at: datetime | None = None
+    retired_at: datetime | None = None
 
 
 class NodeSecretRow(SQLModel, table=True):

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.db import Database
 from gateway.identity.principals import SystemPrincipal
 from gateway.node import open_node
+from gateway.records import index_versions
 from gateway.records.service import store_records
 from gateway.settings import Settings
 from schemas import parse_record
@@ -54,6 +56,22 @@ def load_records(settings: Settings) -> None:
             await node.close()
 
     asyncio.run(run())
+
+
+def index_state(settings: Settings) -> tuple[dict[int, str], int]:
+    """Index versions and their states, and how many records lack the active version's tags."""
+
+    async def run() -> tuple[dict[int, str], int]:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.sessions() as session:
+                states = {s.version: s.state for s in await index_versions.read_versions(session)}
+                active = next(v for v, s in states.items() if s == "active")
+                return states, await index_versions.count_behind(session, active)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 def rotate(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
@@ -96,6 +114,12 @@ def test_rotation_killed_at_random_points_resumes_and_every_record_decrypts(
     state = check_store(settings)
     assert len(state.versions) == RECORDS
     assert len(state.kek_versions) == 1, state.kek_versions
+    # The blind index a killed rotation was building is finished too: one active version, and
+    # every record tagged under it.
+    index_states, behind = index_state(settings)
+    assert list(index_states.values()).count("active") == 1, index_states
+    assert "building" not in index_states.values(), index_states
+    assert behind == 0
     verify_audit_log(settings)
     print(f"rotation crash trials: {TRIALS}, left half re-wrapped: {mixed_states}")
     # Some kills must have landed mid re-wrap, or the test proved nothing.
