@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.keys.blind_index import IndexKeyring
@@ -423,25 +423,37 @@ async def reindex(
             return out
 
         tagged = await asyncio.to_thread(tag_batch)
+        read_at = {record_id: record_version for record_id, record_version, _ in tagged}
         async with sessions() as session:
-            marked: list[str] = []
-            terms: list[dict[str, object]] = []
-            for record_id, record_version, record_terms in tagged:
-                result = await session.execute(
-                    update(records)
-                    .where(
-                        records.c.record_id == record_id,
-                        records.c.version == record_version,
-                        records.c.index_version < version,
-                    )
-                    .values(index_version=version)
+            # Mark each record done only if it is still at the version that was read (a record
+            # replaced meanwhile keeps what its writer tagged), then see which ones were marked:
+            # the rows updated here stay locked (or the database is) until this commits.
+            await session.execute(
+                update(records)
+                .where(
+                    records.c.record_id == bindparam("b_id"),
+                    records.c.version == bindparam("b_version"),
+                    records.c.index_version < version,
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    marked.append(record_id)
-                    terms.extend(
-                        {"record_id": record_id, "term_kind": k, "tag": t, "index_version": v}
-                        for k, t, v in record_terms
+                .values(index_version=version),
+                [{"b_id": rid, "b_version": ver} for rid, ver in read_at.items()],
+            )
+            now_at = (
+                await session.execute(
+                    select(records.c.record_id, records.c.version).where(
+                        records.c.record_id.in_(list(read_at)),
+                        records.c.index_version >= version,
                     )
+                )
+            ).all()
+            marked_set = {rid for rid, ver in now_at if read_at.get(rid) == ver}
+            marked = [rid for rid in read_at if rid in marked_set]
+            terms = [
+                {"record_id": rid, "term_kind": k, "tag": t, "index_version": v}
+                for rid, _, record_terms in tagged
+                if rid in marked_set
+                for k, t, v in record_terms
+            ]
             if marked:
                 await session.execute(
                     delete(search_terms).where(

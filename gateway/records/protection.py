@@ -307,6 +307,26 @@ def stored_index_terms(
 
     Decrypts the record here and returns only its tags, never its content: re-indexing is key
     management, not a read, and record content leaves this module only through the enforcement
-    point (gateway/search/service.py; tests/architecture/test_enforcement.py)."""
-    plain = reveal_record(document, data_key=data_key, key_id=key_id, force=force)
-    return index_terms(plain, view, versions)
+    point (gateway/search/service.py; tests/architecture/test_enforcement.py). Only the indexed
+    fields are decrypted."""
+    wanted = tuple(versions)
+    cipher = FieldCipher(data_key, key_id)
+    record_id = str(document["id"])
+    schema_version = str(document["schema_version"])
+    terms: list[tuple[str, bytes, int]] = []
+    for target in _protection_plan(str(document["kind"])):
+        if target.spec.index is None:
+            continue
+        for parent, key, pointer in _expand(document, target.tokens):
+            value = parent[key]
+            if is_field_ciphertext(value):
+                value = cipher.decrypt(
+                    value,
+                    force=force,
+                    record_id=record_id,
+                    pointer=pointer,
+                    schema_version=schema_version,
+                )
+            if isinstance(value, str):
+                _tag_value(terms, target.spec.index, value, view, wanted)
+    return list(dict.fromkeys(terms))
