@@ -25,6 +25,7 @@ from sqlmodel import col
 
 from bench.node_process import (
     BenchNode,
+    cpu_seconds,
     postgres_available,
     rss_mb,
     temp_postgres_database,
@@ -197,7 +198,13 @@ def _run_backend(
     ) as node:
         node.init()
         server = node.serve()
+        cpu_before = cpu_seconds(server.pid)
         figures = gateway_import(node, server.url, iter(chunks))
+        # CPU time of the node process per record: less sensitive to other load on a shared
+        # machine than wall-clock throughput.
+        figures["node_cpu_us_per_record"] = round(
+            (cpu_seconds(server.pid) - cpu_before) / max(figures["records"], 1) * 1e6, 1
+        )
         figures.update(rss_mb(server.pid))
         return figures
 

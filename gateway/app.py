@@ -26,6 +26,7 @@ from gateway.ops.install import attach_node_metrics, install_operations
 from gateway.policy_reload import start_policy_watcher, stop_policy_watcher
 from gateway.records.endpoints import router as records_router
 from gateway.records.index_versions import start_index_watcher
+from gateway.records.service import freeze_startup_heap
 from gateway.search.endpoints import router as search_router
 from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import Settings
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         index_task = start_index_watcher(
             node.keys, node.db.sessions, settings.index_refresh_seconds
         )
+        # Everything loaded so far lives as long as the process: keep full collections from
+        # walking it again and again under bulk loads (gateway/records/service.py).
+        freeze_startup_heap()
         log.info("node.started", force_code=settings.force_code, environment=settings.environment)
         try:
             yield

@@ -7,10 +7,12 @@ at fault in its own payload.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -93,39 +95,64 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_LONG_DIGIT_RUN = re.compile(r"[0-9]{20}")
+
+
+def load_json_text(text: str) -> Any:
+    """`json.loads` of one line, NaN and infinities refused, in the same way and with the same
+    result, through orjson when orjson can read it (several times faster).
+
+    Whatever orjson accepts, `json.loads` accepts with an equal value (tests/schemas check this
+    with generated input); what orjson refuses (lone surrogates, numbers beyond a double, bad
+    JSON) goes to `json.loads`, which then accepts it or raises as it always did, so the error
+    messages and the values stay those of `json.loads`."""
+    # orjson reads integers beyond 64 bits as floats where json.loads keeps them exact: any run
+    # of 20 digits (even inside a string) sends the line to json.loads.
+    if _LONG_DIGIT_RUN.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def parse_line(
+    raw: bytes | str, number: int, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> ParsedLine | None:
+    """The outcome for one NDJSON line numbered `number` (None for a blank line)."""
+    size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+    if size > max_line_bytes:
+        return ParsedLine(number, None, [("", f"line is longer than {max_line_bytes} bytes")])
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return ParsedLine(number, None, [("", "line is not valid UTF-8")])
+    else:
+        text = raw
+    if not text.strip():
+        return None
+    try:
+        data = load_json_text(text)
+    except ValueError as exc:
+        return ParsedLine(number, None, [("", f"invalid JSON: {exc}")])
+    except RecursionError:
+        # Thousands of nested brackets exhaust the parser's stack: a bad line, not a crash.
+        return ParsedLine(number, None, [("", "invalid JSON: nested too deeply")])
+    if not isinstance(data, dict):
+        return ParsedLine(number, None, [("", "line is not a JSON object")])
+    try:
+        return ParsedLine(number, parse_record(data))
+    except RecordValidationError as exc:
+        return ParsedLine(number, None, exc.errors)
+
+
 def parse_ndjson(
     lines: Iterable[bytes | str], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[ParsedLine]:
     """Parse an NDJSON stream line by line; blank lines are skipped, bad lines reported, never
     raised, so one bad line does not stop a bulk load."""
     for number, raw in enumerate(lines, start=1):
-        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
-        if size > max_line_bytes:
-            yield ParsedLine(number, None, [("", f"line is longer than {max_line_bytes} bytes")])
-            continue
-        if isinstance(raw, bytes):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield ParsedLine(number, None, [("", "line is not valid UTF-8")])
-                continue
-        else:
-            text = raw
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:
-            yield ParsedLine(number, None, [("", f"invalid JSON: {exc}")])
-            continue
-        except RecursionError:
-            # Thousands of nested brackets exhaust the parser's stack: a bad line, not a crash.
-            yield ParsedLine(number, None, [("", "invalid JSON: nested too deeply")])
-            continue
-        if not isinstance(data, dict):
-            yield ParsedLine(number, None, [("", "line is not a JSON object")])
-            continue
-        try:
-            yield ParsedLine(number, parse_record(data))
-        except RecordValidationError as exc:
-            yield ParsedLine(number, None, exc.errors)
+        parsed = parse_line(raw, number, max_line_bytes=max_line_bytes)
+        if parsed is not None:
+            yield parsed

@@ -83,11 +83,16 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
+# What `json.dumps(value, ensure_ascii=False, allow_nan=False)` builds on every call (non-default
+# options make it construct an encoder each time); one instance gives the same bytes.
+_SCALAR_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def _encode_value(value: JsonScalar) -> bytes:
     if value is None or not isinstance(value, str | int | float | bool):
         raise TypeError(f"only JSON scalars (str, int, float, bool) are encrypted, not {value!r}")
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return _SCALAR_ENCODER.encode(value).encode("utf-8")
     except ValueError:
         raise ValueError("NaN and infinity are not JSON and cannot be encrypted") from None
 

@@ -9,7 +9,7 @@ yields HMAC tags under this force's index keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -118,25 +118,34 @@ def _protection_plan(kind: str) -> tuple[_Target, ...]:
     )
 
 
-def _expand(
-    data: Any, tokens: tuple[str, ...], pointer: str = ""
-) -> Iterator[tuple[Any, Any, str]]:
-    """(container, key, concrete pointer) of every present value at a generic path."""
-    head, rest = tokens[0], tokens[1:]
-    if head == "*":
-        if not isinstance(data, list):
-            return
-        items: Iterable[tuple[Any, Any]] = enumerate(data)
-    else:
-        if not isinstance(data, dict) or head not in data:
-            return
-        items = ((head, data[head]),)
-    for key, value in items:
-        here = f"{pointer}/{key}"
-        if not rest:
-            yield data, key, here
-        elif value is not None:
-            yield from _expand(value, rest, here)
+def _expand(data: Any, tokens: tuple[str, ...]) -> list[tuple[Any, Any, str]]:
+    """(container, key, concrete pointer) of every present value at a generic path, in document
+    order. Level by level rather than a recursive generator: this runs for every protected
+    field of every record, and the generator frames cost more than the lookups."""
+    frontier: list[tuple[Any, str]] = [(data, "")]
+    found: list[tuple[Any, Any, str]] = []
+    last = len(tokens) - 1
+    for depth, head in enumerate(tokens):
+        deeper: list[tuple[Any, str]] = []
+        for node, pointer in frontier:
+            if head == "*":
+                if not isinstance(node, list):
+                    continue
+                items: Iterable[tuple[Any, Any]] = enumerate(node)
+            else:
+                if not isinstance(node, dict) or head not in node:
+                    continue
+                items = ((head, node[head]),)
+            for key, value in items:
+                here = f"{pointer}/{key}"
+                if depth == last:
+                    found.append((node, key, here))
+                elif value is not None:
+                    deeper.append((value, here))
+        if not deeper and depth < last:
+            return found
+        frontier = deeper
+    return found
 
 
 def content_sha256(record: dict[str, Any]) -> str:
@@ -181,26 +190,56 @@ def class_key_of(attrs: dict[str, Any]) -> str:
     return hashlib.sha256(_stable_json(static)).hexdigest()[:32]
 
 
+# Blind terms already computed in one batch, by (index kind, value, index versions): names,
+# towns and numbers recur across the records of a bulk load, and normalising them (phonenumbers,
+# Metaphone) costs more than the HMAC. Built per batch (one bulk upload at most) and dropped
+# with it, so no plaintext identifier outlives the request that carried it; the tags are those
+# computed without it. The index versions are part of the key, so a view that changed between
+# two chunks never reuses the other view's tags.
+TermMemo = dict[tuple[IndexKind, str, tuple[int, ...]], tuple[tuple[str, bytes, int], ...]]
+
+
+def _value_terms(
+    index_kind: IndexKind, value: str, view: IndexView, versions: tuple[int, ...]
+) -> tuple[tuple[str, bytes, int], ...]:
+    pairs = normalised_terms(index_kind, value)
+    out: list[tuple[str, bytes, int]] = []
+    for version in versions:
+        ring = view.rings[version]
+        for term_kind, normalised in pairs:
+            out.append(
+                (term_kind, ring.tag_bytes(index_kind, term_kind, normalised, version), version)
+            )
+    return tuple(out)
+
+
 def _tag_value(
     terms: list[tuple[str, bytes, int]],
     index_kind: IndexKind,
     value: str,
     view: IndexView,
-    versions: Iterable[int],
+    versions: tuple[int, ...],
+    memo: TermMemo | None = None,
 ) -> None:
-    pairs = normalised_terms(index_kind, value)
-    for version in versions:
-        ring = view.rings[version]
-        for term_kind, normalised in pairs:
-            terms.append(
-                (term_kind, ring.tag_bytes(index_kind, term_kind, normalised, version), version)
-            )
+    if memo is None:
+        terms.extend(_value_terms(index_kind, value, view, versions))
+        return
+    key = (index_kind, value, versions)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _value_terms(index_kind, value, view, versions)
+    terms.extend(found)
 
 
 def index_terms(
-    record: dict[str, Any], view: IndexView, versions: Iterable[int]
+    record: dict[str, Any],
+    view: IndexView,
+    versions: Iterable[int],
+    *,
+    memo: TermMemo | None = None,
 ) -> list[tuple[str, bytes, int]]:
-    """The blind terms of a plaintext record under the given index versions (re-indexing)."""
+    """The blind terms of a plaintext record under the given index versions (re-indexing).
+    `memo`: share normalised terms across the records of one batch (see `TermMemo`)."""
     wanted = tuple(versions)
     terms: list[tuple[str, bytes, int]] = []
     for target in _protection_plan(str(record["kind"])):
@@ -209,7 +248,7 @@ def index_terms(
         for parent, key, _pointer in _expand(record, target.tokens):
             value = parent[key]
             if isinstance(value, str):
-                _tag_value(terms, target.spec.index, value, view, wanted)
+                _tag_value(terms, target.spec.index, value, view, wanted, memo)
     return list(dict.fromkeys(terms))
 
 
@@ -219,10 +258,13 @@ def protect_record(
     *,
     reuse_key: tuple[str, bytes] | None = None,
     view: IndexView | None = None,
+    memo: TermMemo | None = None,
 ) -> ProtectedRecord:
     """Encrypt the sensitive values of a validated record (plain JSON form) and index it under
-    every writable index version of `view` (default: the keys' current view)."""
+    every writable index version of `view` (default: the keys' current view). `memo`: share
+    normalised terms across the records of one batch (see `TermMemo`)."""
     view = view or keys.view
+    writable = tuple(view.writable)
     if reuse_key is None:
         key_id, data_key = new_data_key()
         wrapped: WrappedKey | None = keys.kek.wrap(data_key)
@@ -241,7 +283,7 @@ def protect_record(
             if value is None or isinstance(value, dict | list):
                 continue
             if spec.index is not None and isinstance(value, str):
-                _tag_value(terms, spec.index, value, view, view.writable)
+                _tag_value(terms, spec.index, value, view, writable, memo)
             if spec.sensitive:
                 parent[key] = cipher.encrypt(
                     value,

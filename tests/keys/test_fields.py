@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.keys import (
     is_field_ciphertext,
     new_data_key,
 )
+from gateway.keys.fields import _encode_value
 
 CONTEXT: dict[str, str] = {
     "force": "05",
@@ -53,6 +55,20 @@ scalars = st.one_of(
     st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False),
 )
+
+
+@given(value=st.one_of(scalars, st.floats()))
+def test_plaintext_encoding_is_json_dumps(value: JsonScalar) -> None:
+    """The sealed plaintext is exactly json.dumps(value, ensure_ascii=False, allow_nan=False)."""
+    try:
+        expected: bytes | None = json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError, match="NaN and infinity"):
+            _encode_value(value)
+    else:
+        assert _encode_value(value) == expected
 
 
 @given(value=scalars)

@@ -1,10 +1,15 @@
 """NDJSON bulk input: each line yields a record or its errors, with a 1-based line number."""
 
 import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import parse_ndjson
 from schemas.examples import example_record
 from schemas.records import PersonRecord, VehicleRecord
+from schemas.validation import _reject_constant, load_json_text
 
 
 def _line(data: object) -> bytes:
@@ -61,3 +66,81 @@ def test_lines_with_trailing_newlines_parse() -> None:
     results = list(parse_ndjson(text.splitlines(keepends=True)))
     assert [result.line for result in results] == [1, 2]
     assert all(result.ok for result in results)
+
+
+# --- the orjson fast path of line decoding ---------------------------------------------------
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(2**64) - 2, max_value=2**64 + 2)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+# Characters JSON is made of, and some it refuses (a lone surrogate, NUL) or reads differently.
+_JSONISH = '{}[]:,"\\ -+.eE0123456789tfnaulrsNIy\ud800\x00é'
+
+
+def _typed(value: Any) -> Any:
+    """A value with its JSON types made visible (1, 1.0 and True compare equal in Python)."""
+    if isinstance(value, dict):
+        return ("object", [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("array", [_typed(v) for v in value])
+    if isinstance(value, float):
+        return ("float", repr(value))
+    return (type(value).__name__, value)
+
+
+def _outcome(load: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "value", _typed(load(text))
+    except RecursionError:
+        return "error", "recursion"
+    except ValueError as exc:
+        return "error", str(exc)
+
+
+def _reference(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _assert_same(text: str) -> None:
+    assert _outcome(load_json_text, text) == _outcome(_reference, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values, st.booleans(), st.booleans())
+def test_line_decoding_equals_json_loads(value: Any, ascii_only: bool, spaced: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=1 if spaced else None)
+    _assert_same(text)
+    _assert_same(text + "\r")
+    _assert_same(text[:-1])  # truncated: both refuse, with json's message
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_JSONISH), max_size=30))
+def test_line_decoding_equals_json_loads_on_arbitrary_text(text: str) -> None:
+    _assert_same(text)
+
+
+def test_line_decoding_keeps_json_loads_values_where_orjson_differs() -> None:
+    for text in (
+        '{"n": 100000000000000000000000000000}',
+        '{"n": -18446744073709551617}',
+        '{"s": "\\ud800"}',
+        '{"f": 1e400}',
+        '{"a": 1, "a": 2}',
+        '{"x": NaN}',
+        '{"x": -Infinity}',
+        "\ufeff{}",
+    ):
+        _assert_same(text)
