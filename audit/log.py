@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import queue
 import threading
 import time
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from audit import merkle
 from audit.checkpoint import Checkpoint, SignedNote, sign_checkpoint
 from audit.errors import TreeSizeError
-from audit.store.base import AuditStore, AuditUnavailable, StoredCheckpoint
+from audit.store.base import AppendedLeaf, AuditStore, AuditUnavailable, StoredCheckpoint
 from audit.verify import export_line
 
 __all__ = ["AuditLog", "AuditUnavailable", "Receipt"]
@@ -48,11 +49,15 @@ _MAX_LINGER_YIELDS: Final = 32
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """Proof of a durable append: where the entry sits in which log, and its leaf hash."""
+    """Proof of a durable append: where the entry sits in which log, and its leaf hash.
+
+    ``checkpoint`` is a signed checkpoint note whose tree includes the entry, when the append
+    asked for one (``append_async(..., checkpoint=True)``); otherwise None."""
 
     index: int
     leaf_hash: bytes
     origin: str
+    checkpoint: str | None = None
 
 
 class _Stop:
@@ -118,17 +123,25 @@ class _FutureWaiter:
 class _AsyncWaiter:
     """An ``append_async`` caller, awaiting an asyncio future on its own loop. The writer
     settles all of a batch's async waiters with one ``call_soon_threadsafe`` per loop, rather
-    than one cross-thread wake-up per entry (what ``asyncio.wrap_future`` would cost)."""
+    than one cross-thread wake-up per entry (what ``asyncio.wrap_future`` would cost).
 
-    __slots__ = ("entry", "future", "loop", "settled")
+    ``wants_checkpoint``: the caller needs a signed checkpoint covering its entry in its receipt
+    (signed once per batch, stored in the batch's own transaction)."""
+
+    __slots__ = ("entry", "future", "loop", "settled", "wants_checkpoint")
 
     def __init__(
-        self, entry: bytes, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Receipt]
+        self,
+        entry: bytes,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Receipt],
+        wants_checkpoint: bool = False,
     ) -> None:
         self.entry: bytes | None = entry
         self.loop = loop
         self.future = future
         self.settled = False
+        self.wants_checkpoint = wants_checkpoint
 
     def claim(self) -> bool:
         # Read from the writer thread: one attribute read, atomic under the GIL. A task
@@ -171,6 +184,14 @@ def _deliver(outcomes: list[_Outcome]) -> None:
             loop.call_soon_threadsafe(_settle_all, on_loop)
 
 
+def _takes_sign(store: AuditStore) -> bool:
+    """Whether the store's ``append`` can sign and store a checkpoint in its own transaction."""
+    try:
+        return "sign" in inspect.signature(store.append).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -198,6 +219,7 @@ class AuditLog:
         Checkpoint(origin, 0, merkle.EMPTY_ROOT)
         self._on_checkpoint = on_checkpoint
         self._store = store
+        self._store_signs = _takes_sign(store)
         self._origin = origin
         self._key_name = key_name
         self._signing_key = signing_key
@@ -253,14 +275,17 @@ class AuditLog:
         assert receipt is not None
         return receipt
 
-    async def append_async(self, entry: bytes) -> Receipt:
+    async def append_async(self, entry: bytes, *, checkpoint: bool = False) -> Receipt:
         """``append`` for asyncio callers: waits for durability without blocking the loop.
 
-        Cancelling the awaiting task before the writer takes the entry withdraws it; after that
-        the entry is stored regardless."""
+        With ``checkpoint=True`` the receipt also carries a signed checkpoint note whose tree
+        includes the entry: the writer signs the tree head once for the whole batch and stores
+        that checkpoint in the batch's own transaction (no second commit, no second signing per
+        caller). Cancelling the awaiting task before the writer takes the entry withdraws it;
+        after that the entry is stored regardless."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Receipt] = loop.create_future()
-        self._enqueue(_AsyncWaiter(bytes(entry), loop, future))
+        self._enqueue(_AsyncWaiter(bytes(entry), loop, future, checkpoint))
         return await future
 
     def flush(self) -> None:
@@ -329,8 +354,16 @@ class AuditLog:
                 waiting.append(pending)
         outcomes: list[_Outcome] = []
         if entries:
+            wants_checkpoint = any(
+                isinstance(pending, _AsyncWaiter) and pending.wants_checkpoint
+                for pending in waiting
+            )
+            note: str | None = None
             try:
-                leaves = self._store.append(entries, self._clock())
+                if wants_checkpoint:
+                    leaves, note = self._append_signed(entries)
+                else:
+                    leaves = self._store.append(entries, self._clock())
             except Exception as exc:
                 _log.warning(
                     "audit.batch_failed", batch_size=len(entries), error_type=type(exc).__name__
@@ -343,11 +376,50 @@ class AuditLog:
             else:
                 origin = self._origin
                 outcomes.extend(
-                    (pending, Receipt(leaf.index, leaf.leaf_hash, origin), None)
+                    (
+                        pending,
+                        Receipt(
+                            leaf.index,
+                            leaf.leaf_hash,
+                            origin,
+                            note
+                            if isinstance(pending, _AsyncWaiter) and pending.wants_checkpoint
+                            else None,
+                        ),
+                        None,
+                    )
                     for pending, leaf in zip(waiting, leaves, strict=True)
                 )
         outcomes.extend((pending, None, None) for pending in markers)
         _deliver(outcomes)
+
+    def _append_signed(self, entries: list[bytes]) -> tuple[list[AppendedLeaf], str]:
+        """Append a batch and sign the tree head that includes it, in the append's own store
+        transaction when the store can (its ``append`` takes ``sign``), else append, then sign and
+        store a checkpoint."""
+        if not self._store_signs:
+            leaves = self._store.append(entries, self._clock())
+            return leaves, self.checkpoint().to_text()
+        signed: list[SignedNote] = []
+
+        def sign(size: int, root: bytes) -> str:
+            note = sign_checkpoint(
+                Checkpoint(self._origin, size, root), self._key_name, self._signing_key
+            )
+            signed.append(note)
+            return note.to_text()
+
+        leaves = self._store.append(entries, self._clock(), sign=sign)
+        if not signed:
+            raise AuditUnavailable("the store signed no checkpoint for the batch")
+        note = signed[-1]
+        self._signed_size = max(self._signed_size, leaves[-1].index + 1)
+        if self._on_checkpoint is not None:
+            try:
+                self._on_checkpoint(note)
+            except Exception as exc:
+                _log.warning("audit.checkpoint_listener_failed", error_type=type(exc).__name__)
+        return leaves, note.to_text()
 
     # -- checkpoints -----------------------------------------------------------------------------
 

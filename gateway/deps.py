@@ -25,7 +25,8 @@ from gateway.node import Node
 log = structlog.get_logger(__name__)
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
     node: Node | None = getattr(request.app.state, "node", None)
     if node is None:
         raise ServiceUnavailable("The node is starting or stopping.")

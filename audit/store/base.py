@@ -7,7 +7,7 @@ contents, signing keys or clocks: the caller passes the time of each append and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -48,6 +48,10 @@ class StoredCheckpoint:
     created_at: datetime
 
 
+#: Signs the tree head (size, root) a batch produces; returns the checkpoint note text.
+SignTreeHead = Callable[[int, bytes], str]
+
+
 @runtime_checkable
 class AuditStore(Protocol):
     """Durable, append-only storage for one Merkle log.
@@ -56,10 +60,16 @@ class AuditStore(Protocol):
     several processes sharing one database and must still produce one contiguous log.
     """
 
-    def append(self, entries: Sequence[bytes], appended_at: datetime) -> list[AppendedLeaf]:
+    def append(
+        self, entries: Sequence[bytes], appended_at: datetime, sign: SignTreeHead | None = None
+    ) -> list[AppendedLeaf]:
         """Store ``entries`` atomically at the next contiguous indexes, with their leaf hashes and
         every perfect node they complete. Returns one ``AppendedLeaf`` per entry, in order.
-        Either all entries are durable when this returns, or it raises and none are stored."""
+        Either all entries are durable when this returns, or it raises and none are stored.
+
+        With ``sign``, the store also calls ``sign(size, root)`` with the tree head that includes
+        the batch and stores the note it returns as a checkpoint in the same transaction.
+        (A store without the ``sign`` parameter still works: the log then signs separately.)"""
         ...
 
     def size(self) -> int:

@@ -22,6 +22,7 @@ from audit.merkle import Frontier
 from audit.store.base import (
     AppendedLeaf,
     AuditStoreError,
+    SignTreeHead,
     StoredCheckpoint,
     extend_frontier,
     require_aware,
@@ -183,7 +184,12 @@ class PostgresAuditStore:
             raise KeyError((level, index))
         return bytes(row[0])
 
-    def append(self, entries: Sequence[bytes], appended_at: datetime) -> list[AppendedLeaf]:
+    def append(
+        self,
+        entries: Sequence[bytes],
+        appended_at: datetime,
+        sign: SignTreeHead | None = None,
+    ) -> list[AppendedLeaf]:
         if not entries:
             return []
         stamp = require_aware(appended_at)
@@ -223,6 +229,14 @@ class PostgresAuditStore:
                                 [index for _, index, _ in nodes],
                                 [value for _, _, value in nodes],
                             ),
+                        )
+                    if sign is not None:
+                        # The tree head of this very transaction (the advisory lock is held).
+                        note = sign(frontier.size, frontier.root())
+                        conn.execute(
+                            "INSERT INTO audit_checkpoints (size, note, created_at) "
+                            "VALUES (%s, %s, %s)",
+                            (frontier.size, note, stamp),
                         )
             except psycopg.Error:
                 # Whatever failed, start the next append on a clean connection: a failed

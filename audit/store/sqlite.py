@@ -19,6 +19,7 @@ from audit.merkle import Frontier
 from audit.store.base import (
     AppendedLeaf,
     AuditStoreError,
+    SignTreeHead,
     StoredCheckpoint,
     extend_frontier,
     require_aware,
@@ -175,7 +176,12 @@ class SQLiteAuditStore:
             raise KeyError((level, index))
         return bytes(row[0])
 
-    def append(self, entries: Sequence[bytes], appended_at: datetime) -> list[AppendedLeaf]:
+    def append(
+        self,
+        entries: Sequence[bytes],
+        appended_at: datetime,
+        sign: SignTreeHead | None = None,
+    ) -> list[AppendedLeaf]:
         if not entries:
             return []
         stamp = _to_text(appended_at)
@@ -195,6 +201,12 @@ class SQLiteAuditStore:
                 ]
                 _insert_rows(conn, _ENTRY_INSERT, entry_rows)
                 _insert_rows(conn, _NODE_INSERT, nodes)
+                if sign is not None:
+                    note = sign(frontier.size, frontier.root())
+                    conn.execute(
+                        "INSERT INTO audit_checkpoints (size, note, created_at) VALUES (?, ?, ?)",
+                        (frontier.size, note, stamp),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

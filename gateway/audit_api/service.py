@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -25,6 +24,7 @@ from audit.entry import (
     AuditEntry,
     EntryKind,
     RecordRef,
+    canonical_json,
     decode_entry,
     encode_entry,
     sealing_context,
@@ -83,13 +83,17 @@ class NodeAudit:
         partner_request_id: str | None = None,
         receipts: Sequence[Mapping[str, Any]] = (),
         sealed: Mapping[str, Any] | None = None,
+        checkpoint: bool = False,
     ) -> Receipt:
-        """Append one entry and wait until it is durable. Raises AuditUnavailable otherwise."""
+        """Append one entry and wait until it is durable. Raises AuditUnavailable otherwise.
+
+        With `checkpoint=True` the receipt also holds a signed checkpoint that includes the entry
+        (signed once per group commit, stored in the same transaction)."""
         now = datetime.now(UTC)
         sealed_payload = None
         if sealed:
             sealed_payload = self._current_sealer(now).seal(
-                rfc8785.dumps(dict(sealed)), sealing_context(self.node, request_id)
+                canonical_json(dict(sealed)), sealing_context(self.node, request_id)
             )
         entry = AuditEntry(
             time=now,
@@ -112,7 +116,7 @@ class NodeAudit:
         )
         # The searchable index is derived data, brought level with the log when auditors query it
         # (`rebuild_index`); writing it here would contend with the caller's open transaction.
-        return await self.log.append_async(encode_entry(entry))
+        return await self.log.append_async(encode_entry(entry), checkpoint=checkpoint)
 
     def unseal(self, entry: AuditEntry) -> dict[str, Any] | str | None:
         """The sealed payload of an entry as JSON, `SHREDDED` when its key is gone."""

@@ -6,12 +6,12 @@ the statuses an analyst sees (unreachable, timeout, bad_signature, denied, error
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 import structlog
 
 from gateway.federation.manifest import Member
@@ -138,7 +138,7 @@ class PartnerClient:
         self, member: Member, method: str, path: str, payload: dict[str, Any] | None
     ) -> PartnerReply:
         settings = self.node.settings
-        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        body = b"" if payload is None else orjson.dumps(payload)
         token = sign_request(
             self.node.signing_key,
             sender=settings.force_code,
@@ -178,7 +178,7 @@ class PartnerClient:
             log.warning("federation.response_discarded", force=member.force_code, reason=exc.reason)
             raise PartnerFailure("bad_signature", exc.reason) from exc
         try:
-            decoded = json.loads(response.content)
+            decoded = orjson.loads(response.content)
         except ValueError as exc:
             raise PartnerFailure("error", "the partner's answer is not JSON") from exc
         if not isinstance(decoded, dict):

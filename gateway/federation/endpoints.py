@@ -90,8 +90,11 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
 
 
 def _signed(node: Node, claims: RequestClaims, payload: BaseModel | dict[str, Any]) -> Response:
-    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-    body = json.dumps(data, separators=(",", ":")).encode()
+    body = (
+        payload.model_dump_json().encode()
+        if isinstance(payload, BaseModel)
+        else json.dumps(payload, separators=(",", ":")).encode()
+    )
     token = sign_response(
         node.signing_key,
         sender=node.settings.force_code,

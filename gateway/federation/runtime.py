@@ -49,7 +49,8 @@ def ensure_federation(
     return runtime
 
 
-def get_federation(request: Request) -> FederationRuntime:
+async def get_federation(request: Request) -> FederationRuntime:
+    # async so that FastAPI calls it on the loop rather than through its thread pool.
     return ensure_federation(request.app)
 
 

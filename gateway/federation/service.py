@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 import structlog
 
-from audit.entry import Actor, RecordRef, SecurityEvent
+from audit.checkpoint import Checkpoint
+from audit.entry import Actor, RecordRef, SecurityEvent, canonical_json
 from audit.errors import CheckpointError
 from gateway.federation.client import PartnerClient, PartnerFailure
 from gateway.federation.grouping import group_records
@@ -45,7 +45,12 @@ from gateway.federation.payloads import (
     SearchResponse,
     SearchTermsIn,
 )
-from gateway.federation.witness import ForkDetected, note_seen_checkpoint, verify_partner_checkpoint
+from gateway.federation.witness import (
+    ForkDetected,
+    note_seen_checkpoint,
+    note_seen_checkpoints,
+    verify_partner_checkpoint,
+)
 from gateway.identity.principals import AnalystPrincipal
 from gateway.node import Node
 from gateway.ops.metrics import metrics_of
@@ -73,7 +78,7 @@ def new_request_id() -> str:
 def query_fingerprint(terms: dict[str, Any], context: QueryContext) -> str:
     """A stable hash of what was asked, so auditors can link entries without seeing the terms."""
     material = {"terms": terms, "mode": context.mode, "case_ref": context.case_ref}
-    return hashlib.sha256(rfc8785.dumps(material)).hexdigest()
+    return hashlib.sha256(canonical_json(material)).hexdigest()
 
 
 def short_decision(summary: str) -> str:
@@ -173,8 +178,11 @@ async def _disclose_and_receipt(
         recipient_force=sender,
         partner_request_id=partner_request_id,
         sealed=sealed,
+        checkpoint=True,
     )
-    checkpoint = await _checkpoint_covering(node, receipt.index)
+    # The writer signed the tree head of the entry's own batch; a log whose store cannot sign
+    # inside the append has given none, and one is signed now.
+    checkpoint = receipt.checkpoint or await _checkpoint_covering(node, receipt.index)
     return ReceiptOut(
         force=node.settings.force_code,
         origin=receipt.origin,
@@ -264,8 +272,11 @@ class FederationUnavailable(Exception):
     """This node has no manifest or is not an active member itself."""
 
 
-async def _check_receipt(node: Node, member: Member, answer: PartnerAnswer) -> dict[str, Any]:
-    """Verify a partner receipt's checkpoint covers the entry; remember it for fork detection."""
+async def _check_receipt(
+    node: Node, member: Member, answer: PartnerAnswer, *, remember: bool = True
+) -> tuple[dict[str, Any], Checkpoint]:
+    """Verify a partner receipt's checkpoint covers the entry; remember it for fork detection
+    (unless `remember` is False: the caller then remembers it with `note_seen_checkpoints`)."""
     receipt = answer.receipt
     if receipt.force != member.force_code or receipt.origin != log_origin(member.force_code):
         raise PartnerFailure("bad_signature", "the receipt is for another log")
@@ -275,11 +286,12 @@ async def _check_receipt(node: Node, member: Member, answer: PartnerAnswer) -> d
         raise PartnerFailure("bad_signature", "the receipt's checkpoint does not verify") from exc
     if checkpoint.size <= receipt.index:
         raise PartnerFailure("bad_signature", "the receipt's checkpoint does not cover the entry")
-    try:
-        await note_seen_checkpoint(node, member.force_code, checkpoint, receipt.checkpoint)
-    except ForkDetected as exc:
-        raise PartnerFailure("bad_signature", str(exc)) from exc
-    return receipt.model_dump()
+    if remember:
+        try:
+            await note_seen_checkpoint(node, member.force_code, checkpoint, receipt.checkpoint)
+        except ForkDetected as exc:
+            raise PartnerFailure("bad_signature", str(exc)) from exc
+    return receipt.model_dump(), checkpoint
 
 
 def _targets(node: Node, forces: Sequence[str] | None) -> tuple[list[Member], list[ForceResult]]:
@@ -323,7 +335,10 @@ async def _ask(
     path: str,
     payload: dict[str, Any],
     deadline: float,
-) -> tuple[ForceResult, PartnerAnswer | None, dict[str, Any] | None]:
+    *,
+    remember: bool = True,
+) -> tuple[ForceResult, PartnerAnswer | None, dict[str, Any] | None, Checkpoint | None]:
+    """One partner call: (result, answer, receipt, the receipt's verified checkpoint)."""
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -338,7 +353,7 @@ async def _ask(
             raise PartnerFailure("error", "the partner's answer has the wrong shape") from exc
         if answer.force != member.force_code:
             raise PartnerFailure("bad_signature", "the answer names another force")
-        receipt = await _check_receipt(node, member, answer)
+        receipt, checkpoint = await _check_receipt(node, member, answer, remember=remember)
     except TimeoutError:
         return (
             ForceResult(
@@ -347,6 +362,7 @@ async def _ask(
                 detail="deadline passed",
                 elapsed_ms=elapsed(),
             ),
+            None,
             None,
             None,
         )
@@ -360,6 +376,7 @@ async def _ask(
             ),
             None,
             None,
+            None,
         )
     result = ForceResult(
         force=member.force_code,
@@ -371,7 +388,7 @@ async def _ask(
         receipt_index=answer.receipt.index,
         elapsed_ms=elapsed(),
     )
-    return result, answer, receipt
+    return result, answer, receipt, checkpoint
 
 
 def _statuses(results: Sequence[ForceResult]) -> str:
@@ -416,7 +433,9 @@ async def federated_search(
         limit=request.limit,
     ).model_dump(mode="json")
     deadline = node.settings.partner_deadline_seconds
-    partner_calls = [_ask(node, client, m, SEARCH_PATH, payload, deadline) for m in targets]
+    partner_calls = [
+        _ask(node, client, m, SEARCH_PATH, payload, deadline, remember=False) for m in targets
+    ]
     local_task = (
         search_local(
             node=node,
@@ -434,6 +453,7 @@ async def federated_search(
     results: list[ForceResult] = list(refused)
     receipts: list[dict[str, Any]] = []
     own_answer: LocalAnswer | None = None
+    answered: list[tuple[ForceResult, dict[str, Any], Checkpoint, str]] = []
     for member, outcome in zip(targets, gathered[: len(targets)], strict=True):
         if isinstance(outcome, BaseException):
             log.warning(
@@ -443,10 +463,38 @@ async def federated_search(
             )
             results.append(ForceResult(force=member.force_code, status="error"))
             continue
-        result, _answer, receipt = outcome
+        result, answer, receipt, checkpoint = outcome
+        if receipt is not None and checkpoint is not None and answer is not None:
+            answered.append((result, receipt, checkpoint, answer.receipt.checkpoint))
+        else:
+            results.append(result)
+    # Every receipt's checkpoint is remembered for fork detection, all in one transaction.
+    forked: set[str] = set()
+    if answered:
+        try:
+            forked = await note_seen_checkpoints(
+                node, [(result.force, checkpoint, note) for result, _, checkpoint, note in answered]
+            )
+        except Exception as exc:
+            # As when one partner's check fails: those partners are errors, the search goes on.
+            log.warning("federation.checkpoints_not_remembered", error_type=type(exc).__name__)
+            results.extend(ForceResult(force=r.force, status="error") for r, *_ in answered)
+            answered = []
+    for result, receipt, checkpoint, _note in answered:
+        if result.force in forked:
+            results.append(
+                ForceResult(
+                    force=result.force,
+                    status="bad_signature",
+                    detail=(
+                        f"force {result.force} signed two different trees of size {checkpoint.size}"
+                    ),
+                    elapsed_ms=result.elapsed_ms,
+                )
+            )
+            continue
         results.append(result)
-        if receipt is not None:
-            receipts.append(receipt)
+        receipts.append(receipt)
     if local_task is not None:
         local = gathered[-1]
         if isinstance(local, BaseException):
@@ -566,7 +614,7 @@ async def federated_disclose(
                 context=context,
                 record_id=record_id,
             ).model_dump(mode="json")
-            result, answer, receipt = await _ask(
+            result, answer, receipt, _checkpoint = await _ask(
                 node,
                 client,
                 targets[0],

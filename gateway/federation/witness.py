@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from audit.checkpoint import (
@@ -121,6 +126,74 @@ async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, n
     if len(_SEEN) >= _SEEN_LIMIT:
         _SEEN.clear()
     _SEEN[key] = root
+
+
+async def note_seen_checkpoints(
+    node: Node, seen: Sequence[tuple[str, Checkpoint, str]]
+) -> set[str]:
+    """Remember several partner checkpoints (force, checkpoint, note) in one transaction, as a
+    federated search does with every receipt it got. Returns the forces whose checkpoint is a
+    second root for a size already seen (a fork: evidence stored, as `note_seen_checkpoint`).
+
+    One insert that leaves already-stored sizes alone, then one read of what is stored for
+    every size, so concurrent searches carrying the same checkpoint never conflict."""
+    fresh: dict[tuple[str, int], tuple[str, str]] = {}
+    for force, checkpoint, note in seen:
+        root = checkpoint.root_hash.hex()
+        if _SEEN.get((id(node), force, checkpoint.size)) != root:
+            fresh.setdefault((force, checkpoint.size), (root, note))
+    if not fresh:
+        return set()
+    now = datetime.now(UTC)
+    rows = [
+        {"force": force, "size": size, "root_hash": root, "note": note, "seen_at": now}
+        for (force, size), (root, note) in fresh.items()
+    ]
+    dialect_insert = sqlite_insert if node.db.is_sqlite else postgres_insert
+    table = SeenCheckpointRow.__table__  # type: ignore[attr-defined]
+    wanted = or_(
+        *(
+            and_(col(SeenCheckpointRow.force) == force, col(SeenCheckpointRow.size) == size)
+            for force, size in fresh
+        )
+    )
+    insert = (
+        dialect_insert(table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(table.c.force, table.c.size)
+    )
+    query = select(
+        col(SeenCheckpointRow.force),
+        col(SeenCheckpointRow.size),
+        col(SeenCheckpointRow.root_hash),
+        col(SeenCheckpointRow.note),
+    ).where(wanted)
+
+    async def store(sessions: async_sessionmaker[AsyncSession]) -> Sequence[Any]:
+        async with sessions() as session:
+            inserted = {(f, n) for f, n in (await session.execute(insert)).all()}
+            # Sizes stored before (by this or another search): what root was stored for them?
+            found = (
+                (await session.execute(query)).all()
+                if len(inserted) < len(fresh)
+                else [(f, n, fresh[(f, n)][0], fresh[(f, n)][1]) for f, n in inserted]
+            )
+            await session.commit()
+            return found
+
+    stored = await store(node.db.sessions)
+    forked: set[str] = set()
+    for force, size, stored_root, stored_note in stored:
+        root, note = fresh[(force, size)]
+        if stored_root == root:
+            if len(_SEEN) >= _SEEN_LIMIT:
+                _SEEN.clear()
+            _SEEN[(id(node), force, size)] = root
+            continue
+        await record_fork(node, force, size, stored_note, note, "same size, different root")
+        forked.add(force)
+    return forked
 
 
 async def _store_seen_checkpoint(

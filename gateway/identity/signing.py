@@ -6,6 +6,7 @@ RFC 7638 JWK thumbprint, so partners can pin it from the federation manifest.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ class NodeSigningKey:
     private_key: Ed25519PrivateKey
     jwk: OKPKey
 
-    @property
+    @functools.cached_property
     def kid(self) -> str:
+        # Cached: every signed federation message names it.
         return str(self.jwk.thumbprint())
 
     @property

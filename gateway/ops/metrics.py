@@ -199,12 +199,12 @@ def attach_node_metrics(node: Any, metrics: NodeMetrics) -> None:
     """
     setattr(node, _NODE_ATTRIBUTE, metrics)
     audit_log = node.audit.log
-    original: Callable[[bytes], Awaitable[Receipt]] = audit_log.append_async
+    original: Callable[..., Awaitable[Receipt]] = audit_log.append_async
 
-    async def timed_append(entry: bytes) -> Receipt:
+    async def timed_append(entry: bytes, *, checkpoint: bool = False) -> Receipt:
         started = time.perf_counter()
         try:
-            receipt = await original(entry)
+            receipt = await original(entry, checkpoint=checkpoint)
         except BaseException:
             metrics.audit_append_failures.inc()
             raise

@@ -16,14 +16,18 @@ before it sends anything (fail closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from audit.entry import RecordRef
 from gateway.keys.blind_index import normalised_terms
+from gateway.keys.local import LocalKeyFileProvider
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
 from gateway.ops.metrics import metrics_of
@@ -233,11 +237,14 @@ def _summary(counts: Counter[str]) -> str:
     return ",".join(f"{o}:{counts[o]}" for o in order if counts[o])
 
 
-async def _candidates(node: Node, query: dict[str, set[tuple[str, str]]]) -> list[str]:
+async def _candidates(
+    node: Node, query: dict[str, set[tuple[str, str]]], session: AsyncSession
+) -> list[str]:
     """Record ids holding a blind tag for every queried field (tags only, no decryption)."""
     keyring = node.keys.index
     per_field: list[set[str]] = []
-    async with node.db.sessions() as session:
+    # The caller's session: one per search, shared with loading the records.
+    async with contextlib.nullcontext(session):
         for name, pairs in query.items():
             index_kind = _FIELDS[name]
             wanted = [
@@ -253,8 +260,20 @@ async def _candidates(node: Node, query: dict[str, set[tuple[str, str]]]) -> lis
     return sorted(ids)[:MAX_CANDIDATES]
 
 
-async def _load(node: Node, ids: list[str]) -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
-    async with node.db.sessions() as session:
+# Up to this many records are decrypted on the event loop when the KEK is a local key file: for
+# a handful of records the thread hop (and the loop wake-up after it) costs more than the work.
+INLINE_REVEAL_MAX = 4
+
+
+async def _load(
+    node: Node, ids: list[str], session: AsyncSession | None = None
+) -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
+    if not ids:
+        return []
+    if session is None:
+        async with node.db.sessions() as own_session:
+            stored = await repository.fetch_records(own_session, ids)
+    else:
         stored = await repository.fetch_records(session, ids)
 
     def reveal_all() -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
@@ -271,6 +290,9 @@ async def _load(node: Node, ids: list[str]) -> list[tuple[repository.StoredRecor
             )
         return out
 
+    if len(stored) <= INLINE_REVEAL_MAX and isinstance(node.keys.kek, LocalKeyFileProvider):
+        # (An HSM's unwrap is a round trip to the token: that stays off the event loop.)
+        return reveal_all()
     return await asyncio.to_thread(reveal_all)
 
 
@@ -340,8 +362,9 @@ async def search_local(
     query = _query_values(terms)
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
-    ids = await _candidates(node, query)
-    loaded = await _load(node, ids)
+    async with node.db.sessions() as session:
+        ids = await _candidates(node, query, session)
+        loaded = await _load(node, ids, session)
     rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = []
     for row, record in loaded:
         if terms.kinds and row.kind not in terms.kinds:
