@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from audit.checkpoint import (
@@ -170,19 +170,19 @@ async def note_seen_checkpoints(
         col(SeenCheckpointRow.note),
     ).where(wanted)
 
-    async def store(sessions: async_sessionmaker[AsyncSession]) -> Sequence[Any]:
-        async with sessions() as session:
-            inserted = {(f, n) for f, n in (await session.execute(insert)).all()}
-            # Sizes stored before (by this or another search): what root was stored for them?
-            found = (
-                (await session.execute(query)).all()
-                if len(inserted) < len(fresh)
-                else [(f, n, fresh[(f, n)][0], fresh[(f, n)][1]) for f, n in inserted]
-            )
-            await session.commit()
-            return found
+    def store(conn: Connection) -> Sequence[Any]:
+        inserted = {(f, n) for f, n in conn.execute(insert).all()}
+        # Sizes stored before (by this or another search): what root was stored for them?
+        found = (
+            conn.execute(query).all()
+            if len(inserted) < len(fresh)
+            else [(f, n, fresh[(f, n)][0], fresh[(f, n)][1]) for f, n in inserted]
+        )
+        conn.commit()
+        return found
 
-    stored = await store(node.db.sessions)
+    # One unit of database work (one thread hop on SQLite, not one per statement and fetch).
+    stored = await node.db.run_sync(store)
     forked: set[str] = set()
     for force, size, stored_root, stored_note in stored:
         root, note = fresh[(force, size)]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -139,10 +139,8 @@ async def existing_records(session: AsyncSession, ids: Sequence[str]) -> dict[st
     return {r.record_id: ExistingRecord(*r) for r in rows}
 
 
-async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[StoredRecord]:
-    if not ids:
-        return []
-    rows = await session.execute(
+def _records_query(ids: Sequence[str]) -> Any:
+    return (
         select(
             records.c.record_id,
             records.c.kind,
@@ -157,7 +155,20 @@ async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[Store
         .join(data_keys, data_keys.c.record_id == records.c.record_id)
         .where(records.c.record_id.in_(list(ids)))
     )
+
+
+async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[StoredRecord]:
+    if not ids:
+        return []
+    rows = await session.execute(_records_query(ids))
     return [StoredRecord(*r) for r in rows]
+
+
+def fetch_records_sync(conn: Connection, ids: Sequence[str]) -> list[StoredRecord]:
+    """`fetch_records` on a synchronous connection (`Database.run_sync`)."""
+    if not ids:
+        return []
+    return [StoredRecord(*r) for r in conn.execute(_records_query(ids))]
 
 
 async def write_records(
@@ -288,20 +299,38 @@ async def change_feed(session: AsyncSession, since: int, limit: int) -> list[Cha
     return [ChangeRow(**r._mapping) for r in rows]
 
 
+def _terms_queries(terms: Sequence[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+    by_kind: dict[str, list[bytes]] = {}
+    for kind, tag in terms:
+        by_kind.setdefault(kind, []).append(tag)
+    return [
+        (
+            kind,
+            select(search_terms.c.record_id, search_terms.c.tag).where(
+                col(SearchTermRow.term_kind) == kind, search_terms.c.tag.in_(tags)
+            ),
+        )
+        for kind, tags in by_kind.items()
+    ]
+
+
 async def record_ids_by_terms(
     session: AsyncSession, terms: Sequence[tuple[str, bytes]]
 ) -> dict[str, set[tuple[str, bytes]]]:
     """Record ids holding any of the given blind terms, with which terms each one matched."""
     found: dict[str, set[tuple[str, bytes]]] = {}
-    by_kind: dict[str, list[bytes]] = {}
-    for kind, tag in terms:
-        by_kind.setdefault(kind, []).append(tag)
-    for kind, tags in by_kind.items():
-        rows = await session.execute(
-            select(search_terms.c.record_id, search_terms.c.tag).where(
-                col(SearchTermRow.term_kind) == kind, search_terms.c.tag.in_(tags)
-            )
-        )
-        for record_id, tag in rows:
+    for kind, query in _terms_queries(terms):
+        for record_id, tag in await session.execute(query):
+            found.setdefault(record_id, set()).add((kind, bytes(tag)))
+    return found
+
+
+def record_ids_by_terms_sync(
+    conn: Connection, terms: Sequence[tuple[str, bytes]]
+) -> dict[str, set[tuple[str, bytes]]]:
+    """`record_ids_by_terms` on a synchronous connection (`Database.run_sync`)."""
+    found: dict[str, set[tuple[str, bytes]]] = {}
+    for kind, query in _terms_queries(terms):
+        for record_id, tag in conn.execute(query):
             found.setdefault(record_id, set()).add((kind, bytes(tag)))
     return found

@@ -16,14 +16,13 @@ before it sends anything (fail closed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection
 
 from audit.entry import RecordRef
 from gateway.keys.blind_index import normalised_terms
@@ -237,27 +236,33 @@ def _summary(counts: Counter[str]) -> str:
     return ",".join(f"{o}:{counts[o]}" for o in order if counts[o])
 
 
-async def _candidates(
-    node: Node, query: dict[str, set[tuple[str, str]]], session: AsyncSession
-) -> list[str]:
-    """Record ids holding a blind tag for every queried field (tags only, no decryption)."""
+def _wanted_tags(
+    node: Node, query: dict[str, set[tuple[str, str]]]
+) -> list[list[tuple[str, bytes]]]:
+    """Per queried field, the blind tags that identify a match (this force's active keys)."""
     keyring = node.keys.index
-    per_field: list[set[str]] = []
-    # The caller's session: one per search, shared with loading the records.
-    async with contextlib.nullcontext(session):
-        for name, pairs in query.items():
-            index_kind = _FIELDS[name]
-            wanted = [
-                (kind, bytes.fromhex(keyring.tag(index_kind, kind, value, node.keys.index_version)))
-                for kind, value in pairs
-                if kind in _EXACT_KINDS[name] or (name == "name" and kind == "name_part_phonetic")
-            ]
-            found = await repository.record_ids_by_terms(session, wanted)
-            per_field.append(set(found))
-    if not per_field:
+    per_field: list[list[tuple[str, bytes]]] = []
+    for name, pairs in query.items():
+        index_kind = _FIELDS[name]
+        wanted = [
+            (kind, bytes.fromhex(keyring.tag(index_kind, kind, value, node.keys.index_version)))
+            for kind, value in pairs
+            if kind in _EXACT_KINDS[name] or (name == "name" and kind == "name_part_phonetic")
+        ]
+        per_field.append(wanted)
+    return per_field
+
+
+def _read_candidates(
+    conn: Connection, per_field: list[list[tuple[str, bytes]]]
+) -> list[repository.StoredRecord]:
+    """The stored records holding a blind tag for every queried field (tags only, nothing
+    decrypted): one synchronous unit of database work (`Database.run_sync`)."""
+    found = [set(repository.record_ids_by_terms_sync(conn, wanted)) for wanted in per_field]
+    if not found:
         return []
-    ids = set.intersection(*per_field)
-    return sorted(ids)[:MAX_CANDIDATES]
+    ids = sorted(set.intersection(*found))[:MAX_CANDIDATES]
+    return repository.fetch_records_sync(conn, ids)
 
 
 # Up to this many records are decrypted on the event loop when the KEK is a local key file: for
@@ -265,17 +270,9 @@ async def _candidates(
 INLINE_REVEAL_MAX = 4
 
 
-async def _load(
-    node: Node, ids: list[str], session: AsyncSession | None = None
+async def _reveal(
+    node: Node, stored: list[repository.StoredRecord]
 ) -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
-    if not ids:
-        return []
-    if session is None:
-        async with node.db.sessions() as own_session:
-            stored = await repository.fetch_records(own_session, ids)
-    else:
-        stored = await repository.fetch_records(session, ids)
-
     def reveal_all() -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
         out = []
         for row in stored:
@@ -290,10 +287,19 @@ async def _load(
             )
         return out
 
+    if not stored:
+        return []
     if len(stored) <= INLINE_REVEAL_MAX and isinstance(node.keys.kek, LocalKeyFileProvider):
         # (An HSM's unwrap is a round trip to the token: that stays off the event loop.)
         return reveal_all()
     return await asyncio.to_thread(reveal_all)
+
+
+async def _load(node: Node, ids: list[str]) -> list[tuple[repository.StoredRecord, dict[str, Any]]]:
+    if not ids:
+        return []
+    stored = await node.db.run_sync(lambda conn: repository.fetch_records_sync(conn, ids))
+    return await _reveal(node, stored)
 
 
 def _enforce(
@@ -362,9 +368,9 @@ async def search_local(
     query = _query_values(terms)
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
-    async with node.db.sessions() as session:
-        ids = await _candidates(node, query, session)
-        loaded = await _load(node, ids, session)
+    per_field = _wanted_tags(node, query)
+    stored = await node.db.run_sync(lambda conn: _read_candidates(conn, per_field))
+    loaded = await _reveal(node, stored)
     rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = []
     for row, record in loaded:
         if terms.kinds and row.kind not in terms.kinds:
