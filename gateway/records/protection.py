@@ -9,7 +9,7 @@ yields HMAC tags under this force's index keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -237,16 +237,18 @@ def index_terms(
     versions: Iterable[int],
     *,
     memo: TermMemo | None = None,
+    opened: Callable[[Any, str], Any] | None = None,
 ) -> list[tuple[str, bytes, int]]:
     """The blind terms of a plaintext record under the given index versions (re-indexing).
-    `memo`: share normalised terms across the records of one batch (see `TermMemo`)."""
+    `memo`: share normalised terms across the records of one batch (see `TermMemo`).
+    `opened(value, pointer)`: what to index for a stored value (decrypts a stored document)."""
     wanted = tuple(versions)
     terms: list[tuple[str, bytes, int]] = []
     for target in _protection_plan(str(record["kind"])):
         if target.spec.index is None:
             continue
-        for parent, key, _pointer in _expand(record, target.tokens):
-            value = parent[key]
+        for parent, key, pointer in _expand(record, target.tokens):
+            value = parent[key] if opened is None else opened(parent[key], pointer)
             if isinstance(value, str):
                 _tag_value(terms, target.spec.index, value, view, wanted, memo)
     return list(dict.fromkeys(terms))
@@ -351,24 +353,19 @@ def stored_index_terms(
     management, not a read, and record content leaves this module only through the enforcement
     point (gateway/search/service.py; tests/architecture/test_enforcement.py). Only the indexed
     fields are decrypted."""
-    wanted = tuple(versions)
     cipher = FieldCipher(data_key, key_id)
     record_id = str(document["id"])
     schema_version = str(document["schema_version"])
-    terms: list[tuple[str, bytes, int]] = []
-    for target in _protection_plan(str(document["kind"])):
-        if target.spec.index is None:
-            continue
-        for parent, key, pointer in _expand(document, target.tokens):
-            value = parent[key]
-            if is_field_ciphertext(value):
-                value = cipher.decrypt(
-                    value,
-                    force=force,
-                    record_id=record_id,
-                    pointer=pointer,
-                    schema_version=schema_version,
-                )
-            if isinstance(value, str):
-                _tag_value(terms, target.spec.index, value, view, wanted)
-    return list(dict.fromkeys(terms))
+
+    def opened(value: Any, pointer: str) -> Any:
+        if not is_field_ciphertext(value):
+            return value
+        return cipher.decrypt(
+            value,
+            force=force,
+            record_id=record_id,
+            pointer=pointer,
+            schema_version=schema_version,
+        )
+
+    return index_terms(document, view, versions, opened=opened)
