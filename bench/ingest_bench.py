@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
-from sqlmodel import col
 
 from bench.node_process import (
     BenchNode,
@@ -31,12 +29,9 @@ from bench.node_process import (
     temp_postgres_database,
 )
 from gateway.db import Database
-from gateway.keys.blind_index import IndexKeyring
 from gateway.keys.local import LocalKeyFileProvider
-from gateway.keys.provider import WrappedKey
-from gateway.node import INDEX_ROOT_SECRET
 from gateway.records import repository
-from gateway.records.tables import NodeSecretRow
+from gateway.records.index_versions import load_node_keys
 from gateway.synth import iter_force_records
 from schemas import IndexKind, parse_record, walk_fields
 
@@ -153,14 +148,7 @@ def phone_lookups(node: BenchNode, phones: list[str]) -> dict[str, Any]:
         kek = LocalKeyFileProvider(node.data_dir / "kek.json")
         try:
             async with db.sessions() as session:
-                row = (
-                    await session.execute(
-                        select(NodeSecretRow).where(col(NodeSecretRow.name) == INDEX_ROOT_SECRET)
-                    )
-                ).scalar_one()
-            keyring = IndexKeyring(
-                kek.unwrap(WrappedKey(kek_version=row.kek_version, blob=row.wrapped)), FORCE
-            )
+                keyring = (await load_node_keys(session, kek, FORCE)).index
             timings: list[float] = []
             found = 0
             for phone in phones:

@@ -37,9 +37,6 @@ from policies import EXAMPLE_POLICY_DIR, PolicyEngine, PolicyLoadError
 
 log = structlog.get_logger(__name__)
 
-# The node secret holding index version 1's root (gateway/records/index_versions.py names them).
-INDEX_ROOT_SECRET = "blind-index-root-v1"  # noqa: S105 - the name of a stored secret
-
 
 class NodeStartupError(Exception):
     """The node cannot start safely; the message says what to fix."""
@@ -103,7 +100,7 @@ def _sync_url(settings: Settings) -> str:
 
 
 async def _store_index_root(db: Database, kek: KekProvider) -> None:
-    from gateway.records.index_versions import first_root_needed
+    from gateway.records.index_versions import first_root_needed, root_secret_name
 
     async with db.sessions() as session:
         if not await first_root_needed(session):
@@ -111,7 +108,7 @@ async def _store_index_root(db: Database, kek: KekProvider) -> None:
         wrapped = kek.wrap(new_index_root())
         session.add(
             NodeSecretRow(
-                name=INDEX_ROOT_SECRET,
+                name=root_secret_name(1),
                 kek_version=wrapped.kek_version,
                 wrapped=wrapped.blob,
                 created_at=datetime.now(UTC),

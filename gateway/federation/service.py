@@ -20,13 +20,14 @@ import weakref
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from audit.checkpoint import Checkpoint
-from audit.entry import Actor, RecordRef, SecurityEvent, canonical_json
+from audit.entry import Actor, EntryKind, RecordRef, SecurityEvent, canonical_json
 from audit.errors import CheckpointError
+from audit.log import Receipt
 from gateway.federation.client import PartnerClient, PartnerFailure
 from gateway.federation.grouping import group_records
 from gateway.federation.manifest import Member
@@ -396,6 +397,34 @@ def _statuses(results: Sequence[ForceResult]) -> str:
     return short_decision(",".join(f"{k}:{v}" for k, v in sorted(counts.items())))
 
 
+class _AnalystQuestion(Protocol):
+    purpose: Any
+    case_ref: str
+
+
+async def _record_for_analyst(
+    node: Node,
+    kind: EntryKind,
+    *,
+    analyst: AnalystPrincipal,
+    request: _AnalystQuestion,
+    request_id: str,
+    fingerprint: str,
+    **fields: Any,
+) -> Receipt:
+    """An entry of the requesting node about an analyst's question (consult, completion): who
+    asked, why, for which case and which question, plus what the step adds."""
+    return await node.audit.record(
+        kind,
+        actor=analyst.actor(),
+        request_id=request_id,
+        purpose=str(request.purpose),
+        case_ref=request.case_ref,
+        query_fingerprint=fingerprint,
+        **fields,
+    )
+
+
 async def federated_search(
     *,
     node: Node,
@@ -414,13 +443,13 @@ async def federated_search(
     fingerprint = query_fingerprint(terms, context)
     sealed = {"terms": terms, "justification": request.justification}
     # 1. The outbound query is logged before anything is asked (raises AuditUnavailable).
-    await node.audit.record(
+    await _record_for_analyst(
+        node,
         S62Operation.CONSULT,
-        actor=analyst.actor(),
+        analyst=analyst,
+        request=request,
         request_id=request_id,
-        purpose=str(request.purpose),
-        case_ref=request.case_ref,
-        query_fingerprint=fingerprint,
+        fingerprint=fingerprint,
         decision="requested",
         sealed={**sealed, "forces": [m.force_code for m in targets] + ([own] if ask_own else [])},
     )
@@ -517,13 +546,13 @@ async def federated_search(
     metrics_of(node).federation_results(results, own=own, operation="search")
     # 3. The completion entry holds every receipt and what the own force disclosed; the
     #    analyst sees nothing unless it is durable.
-    await node.audit.record(
+    await _record_for_analyst(
+        node,
         SecurityEvent.SEARCH_COMPLETED,
-        actor=analyst.actor(),
+        analyst=analyst,
+        request=request,
         request_id=request_id,
-        purpose=str(request.purpose),
-        case_ref=request.case_ref,
-        query_fingerprint=fingerprint,
+        fingerprint=fingerprint,
         decision=_statuses(results),
         policy_ids=own_answer.policy_ids if own_answer else (),
         policy_hash=(own_answer.policy_hash or None) if own_answer else None,
@@ -562,13 +591,13 @@ async def federated_disclose(
     )
     fingerprint = query_fingerprint({"record_id": record_id, "force": force}, context)
     sealed = {"record_id": record_id, "justification": request.justification}
-    await node.audit.record(
+    await _record_for_analyst(
+        node,
         S62Operation.CONSULT,
-        actor=analyst.actor(),
+        analyst=analyst,
+        request=request,
         request_id=request_id,
-        purpose=str(request.purpose),
-        case_ref=request.case_ref,
-        query_fingerprint=fingerprint,
+        fingerprint=fingerprint,
         decision="requested",
         recipient_force=force if force != own else None,
         sealed={**sealed, "force": force},
@@ -640,13 +669,13 @@ async def federated_disclose(
                 receipt_index=result.receipt_index,
             )
             decision = result.status
-    await node.audit.record(
+    await _record_for_analyst(
+        node,
         SecurityEvent.SEARCH_COMPLETED,
-        actor=analyst.actor(),
+        analyst=analyst,
+        request=request,
         request_id=request_id,
-        purpose=str(request.purpose),
-        case_ref=request.case_ref,
-        query_fingerprint=fingerprint,
+        fingerprint=fingerprint,
         decision=decision,
         policy_ids=policy_ids,
         policy_hash=policy_hash,

@@ -23,7 +23,6 @@ written during a re-index can be missed by searches.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ log = structlog.get_logger(__name__)
 index_versions = IndexVersionRow.__table__  # type: ignore[attr-defined]
 node_secrets = NodeSecretRow.__table__  # type: ignore[attr-defined]
 records = RecordRow.__table__  # type: ignore[attr-defined]
+data_keys = DataKeyRow.__table__  # type: ignore[attr-defined]
 search_terms = SearchTermRow.__table__  # type: ignore[attr-defined]
 
 BUILDING = "building"
@@ -110,22 +110,26 @@ async def _load_rings(
     return {v: IndexKeyring(root, force) for v, root in roots.items()}
 
 
+def _active_and_writable(states: Sequence[VersionState]) -> tuple[int, tuple[int, ...]]:
+    actives = [s.version for s in states if s.state == ACTIVE]
+    if len(actives) != 1:
+        raise IndexVersionError(f"expected exactly one active index version, found {actives}")
+    return actives[0], tuple(s.version for s in states if s.state in WRITABLE_STATES)
+
+
 async def view_from(
     session: AsyncSession, keys: NodeKeys, states: Sequence[VersionState]
 ) -> IndexView:
     """The view these states describe, reusing keyrings the node already holds."""
-    actives = [s.version for s in states if s.state == ACTIVE]
-    if len(actives) != 1:
-        raise IndexVersionError(f"expected exactly one active index version, found {actives}")
-    writable = tuple(s.version for s in states if s.state in WRITABLE_STATES)
+    active, writable = _active_and_writable(states)
     current = keys.view
-    if current.active == actives[0] and current.writable == writable:
+    if current.active == active and current.writable == writable:
         return current
     rings = {v: current.rings[v] for v in writable if v in current.rings}
     new = [v for v in writable if v not in rings]
     if new:
         rings.update(await _load_rings(session, keys.kek, keys.force, new))
-    view = IndexView(active=actives[0], writable=writable, rings=rings)
+    view = IndexView(active=active, writable=writable, rings=rings)
     log.info("index_versions.changed", active=view.active, writable=list(view.writable))
     return view
 
@@ -148,13 +152,10 @@ class IndexWatcher:
         self.keys = keys
         self.sessions = sessions
         self.interval = max(interval, 0.5)
-        self.checked_at = time.monotonic()
 
     async def check(self) -> IndexView:
         async with self.sessions() as session:
-            view = await refresh(session, self.keys)
-        self.checked_at = time.monotonic()
-        return view
+            return await refresh(session, self.keys)
 
     async def run(self) -> None:
         while True:
@@ -377,7 +378,6 @@ async def reindex(
     Each batch decrypts its records' indexed values (in a worker thread), then in one short
     transaction marks each record done only if it is still at the version that was read, so a
     record replaced meanwhile keeps what its writer wrote. Resumable: done records are skipped."""
-    data_keys = DataKeyRow.__table__  # type: ignore[attr-defined]
     view = IndexView(active=version, writable=(version,), rings={version: ring})
     async with sessions() as session:
         total = await count_behind(session, version)
@@ -475,14 +475,10 @@ async def reindex(
 
 async def load_node_keys(session: AsyncSession, kek: KekProvider, force: str) -> NodeKeys:
     """This node's keys with every writable index version's keyring (fails when one is missing)."""
-    states = await read_versions(session)
-    actives = [s.version for s in states if s.state == ACTIVE]
-    if len(actives) != 1:
-        raise IndexVersionError(f"expected exactly one active index version, found {actives}")
-    writable = tuple(s.version for s in states if s.state in WRITABLE_STATES)
+    active, writable = _active_and_writable(await read_versions(session))
     rings = await _load_rings(session, kek, force, writable)
-    keys = NodeKeys(force=force, kek=kek, index=rings[actives[0]], index_version=actives[0])
-    keys.view = IndexView(active=actives[0], writable=writable, rings=rings)
+    keys = NodeKeys(force=force, kek=kek, index=rings[active], index_version=active)
+    keys.view = IndexView(active=active, writable=writable, rings=rings)
     return keys
 
 
