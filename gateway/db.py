@@ -36,7 +36,9 @@ T = TypeVar("T")
 
 
 def _json_kwargs() -> dict[str, Any]:
-    # JSON columns hold whole record documents: orjson is several times faster.
+    # JSON columns hold whole record documents: orjson is several times faster. (A value that
+    # is already JSON text can be bound as `orjson.Fragment`, which orjson writes verbatim:
+    # bulk-load workers send encrypted documents that way, gateway/records/parallel.py.)
     return {
         "json_serializer": lambda value: orjson.dumps(value).decode(),
         "json_deserializer": orjson.loads,

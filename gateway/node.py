@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from gateway.keys.blind_index import new_index_root
 from gateway.keys.local import LocalKeyFileProvider, init_local_keyfile
 from gateway.keys.provider import KekProvider
 from gateway.migrations.runner import upgrade_to_head
+from gateway.records.parallel import BulkWorkers, default_workers
 from gateway.records.protection import NodeKeys
 from gateway.records.tables import NodeSecretRow
 from gateway.settings import Settings
@@ -54,8 +55,11 @@ class Node:
     manifest: Any = None
     # Watches the policy directory and reloads it (gateway/policy_reload.py), once started.
     policy_watcher: Any = None
+    # Worker processes for bulk loads (gateway/records/parallel.py), started when first needed.
+    bulk_workers: BulkWorkers = field(default_factory=lambda: BulkWorkers(0))
 
     async def close(self) -> None:
+        self.bulk_workers.close()
         await asyncio.to_thread(self.audit.log.close)
         self.keys.kek.close()
         await self.db.dispose()
@@ -217,6 +221,9 @@ async def open_node(settings: Settings) -> Node:
         audit=audit,
         policies=policies,
         manifest=_open_manifest(settings),
+        bulk_workers=BulkWorkers(
+            default_workers() if settings.bulk_workers is None else settings.bulk_workers
+        ),
     )
 
 

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bulk_bytes: int = Field(default=512 * 1_048_576, ge=1024)
     max_ndjson_line_bytes: int = Field(default=262_144, ge=256)
+    bulk_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=32,
+        description="worker processes that parse, validate and encrypt bulk uploads of 500 "
+        "lines or more (default: one per core, at most 4; 0: all in the node process)",
+    )
 
     auditor_token: SecretStr = SecretStr(DEV_AUDITOR_TOKEN)
 

@@ -233,6 +233,7 @@ async def bulk(
         max_lines=MAX_BULK_LINES,
         max_line_bytes=node.settings.max_ndjson_line_bytes,
         request_id=request_id_of(request),
+        workers=node.bulk_workers,
     )
     # Already in BulkResult's JSON form; answered as is (below), so the report is not validated
     # again as the response model.

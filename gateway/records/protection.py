@@ -76,7 +76,8 @@ class ProtectedRecord:
     record_id: str
     kind: str
     schema_version: str
-    document: dict[str, Any]
+    # The stored document: a dict, or its JSON text when sealed by a bulk-load worker.
+    document: dict[str, Any] | orjson.Fragment
     data_key_id: str
     wrapped_key: WrappedKey | None  # None when an existing data key is reused
     terms: list[tuple[str, bytes, int]]  # (term kind, tag, index version)
@@ -265,14 +266,48 @@ def protect_record(
     """Encrypt the sensitive values of a validated record (plain JSON form) and index it under
     every writable index version of `view` (default: the keys' current view). `memo`: share
     normalised terms across the records of one batch (see `TermMemo`)."""
-    view = view or keys.view
-    writable = tuple(view.writable)
     if reuse_key is None:
         key_id, data_key = new_data_key()
         wrapped: WrappedKey | None = keys.kek.wrap(data_key)
     else:
         key_id, data_key = reuse_key
         wrapped = None
+    return _seal(
+        record,
+        force=keys.force,
+        key_id=key_id,
+        data_key=data_key,
+        wrapped=wrapped,
+        view=view or keys.view,
+        memo=memo,
+    )
+
+
+def seal_new_record(
+    record: dict[str, Any], *, force: str, view: IndexView, memo: TermMemo | None = None
+) -> tuple[ProtectedRecord, bytes]:
+    """Protect a record as a new one under a fresh data key, returned unwrapped beside it.
+
+    For bulk-load worker processes (gateway/records/parallel.py), which hold no KEK: the node
+    process wraps the key (`with_wrapped_key`) before anything is stored."""
+    key_id, data_key = new_data_key()
+    protected = _seal(
+        record, force=force, key_id=key_id, data_key=data_key, wrapped=None, view=view, memo=memo
+    )
+    return protected, data_key
+
+
+def _seal(
+    record: dict[str, Any],
+    *,
+    force: str,
+    key_id: str,
+    data_key: bytes,
+    wrapped: WrappedKey | None,
+    view: IndexView,
+    memo: TermMemo | None,
+) -> ProtectedRecord:
+    writable = tuple(view.writable)
     cipher = FieldCipher(data_key, key_id)
     document = _copy(record)
     record_id = str(record["id"])
@@ -289,7 +324,7 @@ def protect_record(
             if spec.sensitive:
                 parent[key] = cipher.encrypt(
                     value,
-                    force=keys.force,
+                    force=force,
                     record_id=record_id,
                     pointer=pointer,
                     schema_version=schema_version,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -96,6 +96,17 @@ def _bulk_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _B
     return found
 
 
+def _once_per_value(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    done: dict[Any, Any] = {}
+
+    def once(value: Any) -> Any:
+        if value not in done:
+            done[value] = process(value)
+        return done[value]
+
+    return once
+
+
 async def _insert_many(
     session: AsyncSession, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
@@ -111,6 +122,12 @@ async def _insert_many(
     plan = _bulk_insert(conn.dialect, table, columns)
     processors = plan.processors
     if any(processors):
+        # The rows of a chunk share their write time: a date or time column's processor runs
+        # once per distinct value.
+        processors = tuple(
+            _once_per_value(f) if f is not None and isinstance(rows[0][i], date) else f
+            for i, f in enumerate(processors)
+        )
         rows = [
             tuple(v if f is None else f(v) for f, v in zip(processors, row, strict=True))
             for row in rows

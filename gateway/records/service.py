@@ -32,6 +32,7 @@ from gateway.identity.principals import SystemPrincipal
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
 from gateway.records import index_versions, repository
+from gateway.records.parallel import BulkWorkers, Sealed, line_outcomes, with_wrapped_key
 from gateway.records.protection import (
     IndexView,
     NodeKeys,
@@ -39,9 +40,8 @@ from gateway.records.protection import (
     TermMemo,
     protect_record,
 )
-from schemas import ParsedLine, RecordValidationError, parse_record
+from schemas import RecordValidationError, parse_record
 from schemas.enums import S62Operation
-from schemas.validation import parse_line
 
 log = structlog.get_logger(__name__)
 
@@ -74,17 +74,28 @@ def _protect_batch(
     keys: NodeKeys,
     view: IndexView,
     memo: TermMemo | None = None,
+    sealed: Sequence[Sealed | None] | None = None,
 ) -> list[tuple[ProtectedRecord, int, bool] | None]:
     """CPU work (encryption, HMAC), run in a worker thread. None marks an unchanged record.
-    `memo`: normalised terms shared with the other chunks of one upload (else this batch's)."""
+    `memo`: normalised terms shared with the other chunks of one upload (else this batch's).
+    `sealed`: what bulk-load worker processes prepared for each record, if anything; used for a
+    new record whose tags were made under this batch's index versions (gateway/records/parallel)."""
     out: list[tuple[ProtectedRecord, int, bool] | None] = []
     if memo is None:
         memo = {}
     elif len(memo) > MAX_TERM_MEMO:
         memo.clear()  # bounded: an upload of distinct values starts over rather than grows
-    for record in records:
+    for position, record in enumerate(records):
         old = existing.get(record["id"])
         if old is None:
+            ready = sealed[position] if sealed else None
+            if (
+                ready is not None
+                and ready.writable == view.writable
+                and ready.protected.record_id == record["id"]
+            ):
+                out.append((with_wrapped_key(ready, keys.kek.wrap), 1, True))
+                continue
             protected = protect_record(record, keys, view=view, memo=memo)
             out.append((protected, 1, True))
             continue
@@ -113,9 +124,11 @@ async def store_records(
     request_id: str | None,
     expected_versions: dict[str, int] | None = None,
     memo: TermMemo | None = None,
+    sealed: Sequence[Sealed | None] | None = None,
 ) -> list[WriteOutcome]:
     """Create or replace validated records (plain JSON form) of this node's force. `memo`:
-    blind terms shared across the calls of one bulk upload (see protection.TermMemo)."""
+    blind terms shared across the calls of one bulk upload (see protection.TermMemo); `sealed`:
+    what bulk-load workers prepared for each record (see `_protect_batch`)."""
     for record in records:
         _check_owner(record, keys)
     ids = [r["id"] for r in records]
@@ -133,7 +146,7 @@ async def store_records(
         _set_versions(record, 1 if old is None else old.version + 1)
     # One snapshot of the index versions for the whole batch; re-checked after the writes.
     view = keys.view
-    protected = await asyncio.to_thread(_protect_batch, records, existing, keys, view, memo)
+    protected = await asyncio.to_thread(_protect_batch, records, existing, keys, view, memo, sealed)
     outcomes: list[WriteOutcome] = []
     writes: list[tuple[ProtectedRecord, int, bool]] = []
     for record, item in zip(records, protected, strict=True):
@@ -345,6 +358,7 @@ async def bulk_load(
     max_lines: int,
     max_line_bytes: int,
     request_id: str | None,
+    workers: BulkWorkers | None = None,
 ) -> BulkReport:
     """Load NDJSON records in chunks. Non-atomic: each chunk commits on its own, so a crash
     loses at most the chunk in flight (a retry with the same content is a no-op for what landed).
@@ -353,9 +367,10 @@ async def bulk_load(
     One chunk is stored (encrypted, written, audited, committed) while the lines of the next are
     parsed and validated: the database work of one overlaps the parsing of the other. Chunks are
     still stored one at a time, in order, on the one session; the next starts only when the
-    previous has committed."""
+    previous has committed. With `workers`, lines are parsed, validated and sealed in worker
+    processes, ahead of the chunk being stored (gateway/records/parallel.py)."""
     report = BulkReport(atomic=atomic)
-    pending: list[tuple[int, dict[str, Any]]] = []
+    pending: list[tuple[int, dict[str, Any], Sealed | None]] = []
     seen_ids: dict[str, int] = {}
     count = 0
     in_flight: asyncio.Future[None] | None = None
@@ -363,17 +378,18 @@ async def bulk_load(
     # per upload. Only this request's own plaintext, dropped with the request.
     memo: TermMemo = {}
 
-    async def store(batch: list[tuple[int, dict[str, Any]]]) -> None:
+    async def store(batch: list[tuple[int, dict[str, Any], Sealed | None]]) -> None:
         outcomes = await store_records(
             session=session,
             keys=keys,
             audit=audit,
             principal=principal,
-            records=[r for _, r in batch],
+            records=[r for _, r, _ in batch],
             request_id=request_id,
             memo=memo,
+            sealed=[s for _, _, s in batch],
         )
-        for (line_no, _), outcome in zip(batch, outcomes, strict=True):
+        for (line_no, _, _), outcome in zip(batch, outcomes, strict=True):
             report.accepted += 1
             setattr(report, outcome.status, getattr(report, outcome.status) + 1)
             report.lines.append(
@@ -403,12 +419,20 @@ async def bulk_load(
             pending.clear()
             in_flight = asyncio.ensure_future(store(batch))
 
+    outcomes = line_outcomes(
+        lines,
+        max_line_bytes=max_line_bytes,
+        workers=workers,
+        force=keys.force,
+        view=lambda: keys.view,
+    )
     try:
-        async for parsed in _parse_stream(lines, max_line_bytes):
+        async for parsed in outcomes:
             count += 1
             if count > max_lines:
                 raise PayloadTooLarge(f"A bulk upload holds at most {max_lines} lines.")
-            if not parsed.ok or parsed.record is None:
+            record = parsed.record
+            if record is None:
                 report.rejected += 1
                 report.lines.append(
                     LineReport(
@@ -418,7 +442,6 @@ async def bulk_load(
                     )
                 )
                 continue
-            record = parsed.record.model_dump(mode="json")
             if record.get("owner_force") != keys.force:
                 report.rejected += 1
                 report.lines.append(
@@ -453,7 +476,7 @@ async def bulk_load(
                 )
                 continue
             seen_ids[record["id"]] = parsed.line
-            pending.append((parsed.line, record))
+            pending.append((parsed.line, record, parsed.sealed))
             if len(pending) >= BULK_CHUNK:
                 await flush()
         await drain()
@@ -464,6 +487,8 @@ async def bulk_load(
             with contextlib.suppress(Exception):
                 await drain()
         raise
+    finally:
+        await outcomes.aclose()  # chunks still with the workers are dropped
     if atomic and report.rejected:
         await session.rollback()
         report.committed = False
@@ -475,18 +500,6 @@ async def bulk_load(
     await drain()
     report.lines.sort(key=lambda line: line.line)
     return report
-
-
-async def _parse_stream(
-    lines: AsyncIterator[bytes], max_line_bytes: int
-) -> AsyncIterator[ParsedLine]:
-    """Parse NDJSON lines as they arrive (blank lines are skipped but counted)."""
-    number = 0
-    async for raw in lines:
-        number += 1
-        parsed = parse_line(raw, number, max_line_bytes=max_line_bytes)
-        if parsed is not None:
-            yield parsed
 
 
 # --- change feed -----------------------------------------------------------------------------

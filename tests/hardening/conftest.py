@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -111,6 +112,47 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (read from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def still_running(pids: list[int], timeout: float) -> list[int]:
+    """Those of `pids` that have not ended within `timeout` seconds (waited on through pidfds,
+    so processes that are not this one's children can be waited for)."""
+    handles = {}
+    for pid in pids:
+        try:
+            handles[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            continue  # already gone
+    deadline = time.monotonic() + timeout
+    try:
+        while handles:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select(list(handles), [], [], left)
+            for fd in ready:
+                os.close(fd)
+                del handles[fd]
+        return sorted(handles.values())
+    finally:
+        for fd in handles:
+            os.close(fd)
 
 
 def node_env(settings: Settings, **extra: str) -> dict[str, str]:

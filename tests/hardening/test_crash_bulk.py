@@ -26,8 +26,10 @@ from tests.gateway.conftest import register_client
 from tests.hardening.conftest import (
     NodeProcess,
     check_store,
+    child_pids,
     federated_node,
     free_port,
+    still_running,
     verify_audit_log,
 )
 
@@ -71,6 +73,7 @@ def test_bulk_import_killed_at_random_points_leaves_every_record_whole_or_absent
     acknowledged: dict[str, int] = {}
     killed_before_answer = 0
     partial_trials = 0  # killed after some chunks committed and before the rest
+    trials_with_workers = 0
     upload_seconds = 1.0
     try:
         node.start()
@@ -91,7 +94,12 @@ def test_bulk_import_killed_at_random_points_leaves_every_record_whole_or_absent
             # Anywhere from before the request arrives to about when the answer is due (the
             # last re-send of a whole body says how long an upload takes on this machine now).
             sender.join(timeout=rng.uniform(0.02, 1.1) * upload_seconds)
+            assert node.process is not None
+            helpers = child_pids(node.process.pid)  # bulk-load workers, once started
+            trials_with_workers += bool(helpers)
             node.kill()
+            # The node's worker processes end with it: none is left behind by a crash.
+            assert still_running(helpers, timeout=60) == []
             sender.join(timeout=60)
             assert not sender.is_alive()
             response = outcome.get("response")
@@ -132,9 +140,12 @@ def test_bulk_import_killed_at_random_points_leaves_every_record_whole_or_absent
         assert verify_audit_log(settings) > 0
         # Some kills must have landed before the answer, or the test proved nothing.
         assert killed_before_answer >= TRIALS // 2, killed_before_answer
+        # From the second trial on, the node killed had loaded a whole body with its workers.
+        assert trials_with_workers >= TRIALS - 1, trials_with_workers
         print(
             f"bulk crash trials: {TRIALS}, killed before the answer: {killed_before_answer}, "
-            f"with part of the upload committed: {partial_trials}"
+            f"with part of the upload committed: {partial_trials}, "
+            f"with worker processes running: {trials_with_workers}"
         )
     finally:
         node.kill()
