@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,18 +92,39 @@ def test_rotation_killed_at_random_points_resumes_and_every_record_decrypts(
     rng = random.Random(SEED + 1)
     settings = federated_node(tmp_path).settings
     load_records(settings)
-    mixed_states = 0
-    for trial in range(TRIALS):
+    # When to kill is learnt from the trials themselves, so that kills land inside the re-wrap
+    # on a fast machine and on a loaded one alike: a kill that found nothing re-wrapped moves
+    # the earliest kill time up to it (and the latest beyond it); a rotation that got every data
+    # key re-wrapped moves the latest down to it (and the earliest below it). Each kill is at a
+    # random (seeded) point in between.
+    earliest, latest = 0.3, 2.5
+    mixed_states = trials = 0
+    before = check_store(settings).kek_versions
+    while trials < TRIALS or (mixed_states == 0 and trials < 3 * TRIALS):
         # Alternate: start a new rotation, or be killed while resuming the last one.
-        process = rotate(settings, *(["--resume"] if trial % 2 else []))
+        resume = bool(trials % 2)
+        delay = rng.uniform(earliest, latest)
+        started = time.perf_counter()
+        process = rotate(settings, *(["--resume"] if resume else []))
         try:
-            process.wait(timeout=rng.uniform(0.3, 2.5))
+            process.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+        ran = min(delay, time.perf_counter() - started)
+        trials += 1
         state = check_store(settings)
         assert len(state.versions) == RECORDS, "a record stopped decrypting after the crash"
-        mixed_states += len(state.kek_versions) > 1
+        after = state.kek_versions
+        mixed_states += len(after) > 1
+        if not resume or len(before) > 1:  # this run had data keys to re-wrap
+            if after == before and process.returncode == -signal.SIGKILL:  # too early
+                earliest = ran
+                latest = max(latest, 2 * earliest)
+            elif len(after) == 1 and after != before:  # too late
+                latest = ran
+                earliest = min(earliest, latest / 2)
+        before = after
 
     finished = subprocess.run(
         [sys.executable, "-m", "gateway", "keys", "rotate", "--resume"],
@@ -121,6 +144,9 @@ def test_rotation_killed_at_random_points_resumes_and_every_record_decrypts(
     assert "building" not in index_states.values(), index_states
     assert behind == 0
     verify_audit_log(settings)
-    print(f"rotation crash trials: {TRIALS}, left half re-wrapped: {mixed_states}")
+    print(
+        f"rotation crash trials: {trials}, left half re-wrapped: {mixed_states}, "
+        f"kill window learnt: {earliest:.2f}-{latest:.2f} s"
+    )
     # Some kills must have landed mid re-wrap, or the test proved nothing.
     assert mixed_states >= 1
