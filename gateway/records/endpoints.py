@@ -160,16 +160,18 @@ async def _ndjson_lines(request: Request, max_line_bytes: int, digest: Any) -> A
     async for chunk in request.stream():
         digest.update(chunk)
         buffer.extend(chunk)
+        start = 0
         while True:
-            cut = buffer.find(b"\n")
+            cut = buffer.find(b"\n", start)
             if cut < 0:
                 break
             line_no += 1
-            line = bytes(buffer[:cut])
-            del buffer[: cut + 1]
+            line = bytes(buffer[start:cut])
+            start = cut + 1
             if len(line) > max_line_bytes:
                 raise PayloadTooLarge(f"Line {line_no} is longer than {max_line_bytes} bytes.")
             yield line
+        del buffer[:start]  # once per received chunk, not once per line
         if len(buffer) > max_line_bytes:
             raise PayloadTooLarge(f"Line {line_no + 1} is longer than {max_line_bytes} bytes.")
     if buffer.strip():

@@ -289,10 +289,18 @@ def seal_new_record(
     """Protect a record as a new one under a fresh data key, returned unwrapped beside it.
 
     For bulk-load worker processes (gateway/records/parallel.py), which hold no KEK: the node
-    process wraps the key (`with_wrapped_key`) before anything is stored."""
+    process wraps the key (`parallel.with_wrapped_key`) before anything is stored. The record is
+    sealed in place (it becomes the stored document): a worker has no further use for it."""
     key_id, data_key = new_data_key()
     protected = _seal(
-        record, force=force, key_id=key_id, data_key=data_key, wrapped=None, view=view, memo=memo
+        record,
+        force=force,
+        key_id=key_id,
+        data_key=data_key,
+        wrapped=None,
+        view=view,
+        memo=memo,
+        in_place=True,
     )
     return protected, data_key
 
@@ -306,12 +314,17 @@ def _seal(
     wrapped: WrappedKey | None,
     view: IndexView,
     memo: TermMemo | None,
+    in_place: bool = False,
 ) -> ProtectedRecord:
     writable = tuple(view.writable)
     cipher = FieldCipher(data_key, key_id)
-    document = _copy(record)
     record_id = str(record["id"])
     schema_version = str(record["schema_version"])
+    # What is computed from the plain record comes first, for a record sealed in place.
+    attrs = policy_attributes(record)
+    review = attrs["next_review"]
+    content_hash = content_sha256(record)
+    document = record if in_place else _copy(record)
     terms: list[tuple[str, bytes, int]] = []
     for target in _protection_plan(str(record["kind"])):
         spec = target.spec
@@ -329,8 +342,6 @@ def _seal(
                     pointer=pointer,
                     schema_version=schema_version,
                 )
-    attrs = policy_attributes(record)
-    review = attrs["next_review"]
     return ProtectedRecord(
         record_id=record_id,
         kind=str(record["kind"]),
@@ -344,7 +355,7 @@ def _seal(
         classification_rank=int(attrs["classification_rank"]),
         handling_code=str(attrs["handling"]),
         next_review=date.fromisoformat(review) if review else None,
-        content_sha256=content_sha256(record),
+        content_sha256=content_hash,
     )
 
 
