@@ -1,0 +1,103 @@
+"""The search path's two reads (blind tags → record ids; ids → stored rows), on both databases.
+
+Both statements are built once with expanding bind parameters. Here their answers are compared
+with a plain reading of the whole tables for many random queries: several tags of one kind,
+several kinds, a tag asked for under the wrong kind, tags nobody holds, and no ids at all.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import anyio
+from sqlalchemy import text
+
+from gateway.records import repository
+from schemas.examples import example_record
+from tests.gateway.conftest import NodeClient
+
+RECORDS = 40
+
+
+def load(node: NodeClient) -> None:
+    lines = []
+    for n in range(RECORDS):
+        kind = ("phone", "person", "vehicle")[n % 3]
+        record = example_record(kind, id=f"rd-{n}", owner_force="20")
+        if kind == "phone":
+            record["body"]["number"] = f"+44791100{n:04d}"
+        elif kind == "person":
+            record["body"]["names"][0]["family_name"] = f"Family{n % 4}"
+        else:
+            record["body"]["vrm"] = f"AB{n % 5:02d}CDE"
+        lines.append(json.dumps(record).encode())
+    headers = {**node.auth(), "Content-Type": "application/x-ndjson"}
+    report = node.http.post("/v1/records/bulk", content=b"\n".join(lines), headers=headers)
+    assert report.json()["accepted"] == RECORDS, report.text
+
+
+def run(node: NodeClient, work: Any) -> Any:
+    db = node.http.app.state.node.db  # type: ignore[attr-defined]
+
+    async def go() -> Any:
+        return await db.run_sync(work)
+
+    return anyio.run(go)
+
+
+def test_prebuilt_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeClient) -> None:
+    load(any_node)
+    all_terms: list[tuple[str, str, bytes]] = run(
+        any_node,
+        lambda conn: [
+            (r, k, bytes(t))
+            for r, k, t in conn.execute(text("SELECT record_id, term_kind, tag FROM search_terms"))
+        ],
+    )
+    rows = run(
+        any_node,
+        lambda conn: {
+            r[0]: tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+            for r in conn.execute(
+                text(
+                    "SELECT r.record_id, r.kind, r.version, r.document, r.data_key_id, "
+                    "k.kek_version, k.wrapped, r.policy_attrs, r.class_key "
+                    "FROM records r JOIN data_keys k ON k.record_id = r.record_id"
+                )
+            )
+        },
+    )
+    assert len(rows) == RECORDS
+    kinds = sorted({k for _, k, _ in all_terms})
+    assert len(kinds) >= 3
+    rng = random.Random(20261205)
+    for _ in range(60):
+        asked = [(k, t) for _, k, t in rng.sample(all_terms, rng.randint(1, 6))]
+        # The same tag under another kind, and tags nobody holds, find nothing.
+        kind, tag = rng.choice(asked)
+        asked.append((next(k for k in kinds if k != kind), tag))
+        asked.append((kind, rng.randbytes(len(tag))))
+        expected: dict[str, set[tuple[str, bytes]]] = {}
+        for record_id, k, t in all_terms:
+            if (k, t) in asked:
+                expected.setdefault(record_id, set()).add((k, t))
+        got = run(any_node, lambda conn, a=asked: repository.record_ids_by_terms_sync(conn, a))
+        assert got == expected
+
+        ids = [*rng.sample(sorted(rows), rng.randint(0, 8)), "rd-nobody"]
+        stored = run(any_node, lambda conn, i=ids: repository.fetch_records_sync(conn, i))
+        by_id = {s.record_id: s for s in stored}
+        assert set(by_id) == set(ids) - {"rd-nobody"}
+        for record_id, s in by_id.items():
+            plain = rows[record_id]
+            assert (s.kind, s.version, s.data_key_id, s.kek_version) == (
+                plain[1],
+                plain[2],
+                plain[4],
+                plain[5],
+            )
+            assert bytes(s.wrapped) == plain[6]
+    assert run(any_node, lambda conn: repository.fetch_records_sync(conn, [])) == []
+    assert run(any_node, lambda conn: repository.record_ids_by_terms_sync(conn, [])) == {}
