@@ -216,3 +216,27 @@ def test_a_worker_that_dies_loses_nothing(node_settings: Settings, small_chunks:
         changed = [dict(r, source={**r["source"], "local_ref": "changed"}) for r in records]
         assert _upload(node, _ndjson(changed))["replaced"] == 40
         assert workers.started
+
+
+@pytest.mark.parametrize("launcher", ["console script", "python -m gateway"])
+def test_a_worker_does_not_load_the_command_line_or_the_web_app(launcher: str) -> None:
+    """Spawned workers re-run the node's main script (as `__mp_main__`) before anything else;
+    the `gateway` command and `python -m gateway` keep that import small."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("gateway")
+    if launcher == "console script":
+        assert script.exists(), "the gateway command is installed by `make venv`"
+        main = f"import runpy; runpy.run_path({str(script)!r}, run_name='__mp_main__')"
+    else:
+        main = "import runpy; runpy.run_module('gateway.__main__', run_name='__mp_main__')"
+    probe = (
+        f"{main}; import sys; from gateway.records import parallel; "
+        "print(sorted(m for m in ('gateway.cli', 'gateway.app', 'fastapi', 'uvicorn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout
