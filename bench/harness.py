@@ -103,6 +103,20 @@ def at_least(value: Any, goal: float, judge: bool = True) -> bool | None:
     return None if not judge or not isinstance(value, int | float) else value >= goal
 
 
+def _workers_note(run: Any) -> str:
+    """CPU and memory of an import: the node process, and its bulk-load workers beside it."""
+    if not isinstance(run, Mapping) or "node_cpu_us_per_record" not in run:
+        return ""
+    note = f"node CPU {run['node_cpu_us_per_record']} µs/record"
+    if run.get("workers"):
+        peaks = ", ".join(f"{mb:g}" for mb in run.get("workers_peak_rss_mb", []))
+        note += (
+            f"; {run['workers']} bulk-load workers: CPU {run['workers_cpu_us_per_record']} "
+            f"µs/record in all, peak RSS {peaks} MB"
+        )
+    return note
+
+
 def at_most(value: Any, goal: float, judge: bool = True) -> bool | None:
     return None if not judge or not isinstance(value, int | float) else value <= goal
 
@@ -308,6 +322,7 @@ def ingest_figures(raw: Raw, quick: bool) -> list[Figure]:
             "peak RSS of the SQLite node during import",
             dig(raw, "gateway_sqlite.peak_rss_mb"),
             "MB",
+            note=_workers_note(dig(raw, "gateway_sqlite")),
         ),
     ]
     pg = dig(raw, "gateway_postgres.records_per_s")
@@ -326,6 +341,7 @@ def ingest_figures(raw: Raw, quick: bool) -> list[Figure]:
                 "peak RSS of the PostgreSQL node during import",
                 dig(raw, "gateway_postgres.peak_rss_mb"),
                 "MB",
+                note=_workers_note(dig(raw, "gateway_postgres")),
             )
         )
     big = raw.get("million", {})

@@ -59,6 +59,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (a node's bulk-load workers), from /proc."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
 def postgres_available() -> bool:
     try:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
