@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     )
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     partner_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
+    # A partner's answer larger than this is refused (status "error") before it is all read.
+    max_partner_answer_bytes: int = Field(default=16 * 1_048_576, ge=1024)
 
     # --- operations (gateway/ops: metrics, rate limits, shutdown, secrets as files) ------------
     rate_limit_enabled: bool = True

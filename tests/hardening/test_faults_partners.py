@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +23,7 @@ import anyio
 import httpx
 import pytest
 
-from gateway.federation.client import CircuitBreaker
-from gateway.federation.protocol import SIGNATURE_HEADER, request_hash, sign_response
+from gateway.federation.client import CircuitBreaker, PartnerClient
 from gateway.identity.signing import NodeSigningKey
 from tests.federation.conftest import (
     RoutingTransport,
@@ -37,6 +34,7 @@ from tests.federation.conftest import (
     stranger_member,
     write_manifest,
 )
+from tests.federation.loopback import Partners
 
 NUMBER = "+447911123456"
 EXPECTED = {
@@ -84,124 +82,6 @@ class LoopbackRouting(RoutingTransport):
         if request.url.host in self.routes:
             return await super().handle_async_request(request)
         return await self.sockets.handle_async_request(request)
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    headers: dict[str, str] = {}
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        if ":" in line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return headers, body
-
-
-def http_response(status: int, body: bytes, extra: dict[str, str] | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-class Partners:
-    """Misbehaving partners on real loopback ports; counts the connections they still hold."""
-
-    def __init__(self, own: str, signed_key: NodeSigningKey) -> None:
-        self.own = own
-        self.signed_key = signed_key
-        self.open_connections = 0
-        self.servers: list[asyncio.Server] = []
-        # Ports are bound before the event loop starts, so the manifest can name them.
-        self.listeners = {code: _listener() for code in ("01", "03", "06", "07", "10", "11")}
-        self.urls = {
-            code: f"http://127.0.0.1:{sock.getsockname()[1]}"
-            for code, sock in self.listeners.items()
-        }
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            self.urls["04"] = f"http://127.0.0.1:{closed.getsockname()[1]}"
-
-    async def _serve(self, code: str, behaviour: Any) -> None:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.open_connections += 1
-            try:
-                while True:
-                    try:
-                        headers, _ = await read_request(reader)
-                    except (asyncio.IncompleteReadError, ConnectionError):
-                        return
-                    if not await behaviour(reader, writer, headers):
-                        return
-            finally:
-                self.open_connections -= 1
-                writer.close()
-
-        server = await asyncio.start_server(handle, sock=self.listeners[code])
-        self.servers.append(server)
-
-    async def start(self) -> None:
-        async def hang(reader: Any, writer: Any, headers: dict[str, str]) -> bool:
-            await reader.read()  # until the caller gives up and closes
-            return False
-
-        async def reset(reader: Any, writer: Any, headers: dict[str, str]) -> bool:
-            writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n{"status":"o')
-            await writer.drain()
-            sock = writer.get_extra_info("socket")
-            # Linger 0: close() sends RST, as a crashing partner or a middlebox would.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return False
-
-        async def crash(reader: Any, writer: Any, headers: dict[str, str]) -> bool:
-            writer.write(http_response(500, b'{"detail":"boom"}'))
-            await writer.drain()
-            return True
-
-        def signed(key: NodeSigningKey, sender: str, headers: dict[str, str], body: bytes) -> bytes:
-            signature = sign_response(
-                key,
-                sender=sender,
-                audience=self.own,
-                request_token_hash=request_hash(headers[SIGNATURE_HEADER.lower()]),
-                status=200,
-                body=body,
-            )
-            return http_response(200, body, {SIGNATURE_HEADER: signature})
-
-        async def not_json(reader: Any, writer: Any, headers: dict[str, str]) -> bool:
-            writer.write(signed(self.signed_key, "10", headers, b'{"status": "ok", '))
-            await writer.drain()
-            return True
-
-        async def forged(reader: Any, writer: Any, headers: dict[str, str]) -> bool:
-            writer.write(signed(NodeSigningKey.generate(), "11", headers, b'{"status":"ok"}'))
-            await writer.drain()
-            return True
-
-        for code, behaviour in {
-            "01": hang,
-            "06": reset,
-            "07": crash,
-            "10": not_json,
-            "11": forged,
-        }.items():
-            await self._serve(code, behaviour)
-        # "03" is never served: a node that never accepts; the kernel queues the connection
-        # and nobody reads it.
-
-    async def stop(self) -> None:
-        self.listeners["03"].close()
-        for server in self.servers:
-            server.close()
-            await server.wait_closed()
-
-
-def _listener() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1)
-    sock.setblocking(False)
-    return sock
 
 
 def faulty_setup(tmp_path: Path, deadline: float) -> tuple[list[Any], Partners]:
@@ -293,7 +173,11 @@ def test_a_thousand_faulty_searches_leak_no_tasks_sockets_or_descriptors(
 
     async def run() -> None:
         async with faulty_federation(settings, faulty) as (fed, partners, _recorder):
-            client = fed.nodes["05"].app.state.federation.client
+            # The broken partners are reached over real sockets by the sender a serving node
+            # uses (aiohttp), not the in-process routing the federation fixture installs.
+            runtime = fed.nodes["05"].app.state.federation
+            await runtime.client.aclose()
+            runtime.client = client = PartnerClient(fed.nodes["05"].node)
 
             def keep_calling_everyone() -> None:
                 # Without this the circuit breakers would spare the broken partners after three
