@@ -6,7 +6,7 @@ the numbers are those of the embedded default (SQLite per node, local key file, 
 process per node). Synthetic data is imported through each node's sync API first; its rate is
 reported too.
 
-Then 16 concurrent analysts (asyncio + httpx, closed loop: each sends its next search when the
+Then 16 concurrent analysts (asyncio + aiohttp, closed loop: each sends its next search when the
 last one is answered), spread over the three forces, search for a mix of planted deal-line
 numbers, planted suspects (name + date of birth), background phone numbers and numbers nobody
 holds:
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 FORCES = ["01", "05", "20"]
 ANALYSTS = 16
@@ -94,9 +94,8 @@ async def _load_phase(
     failures = 0
     statuses: dict[str, int] = {}
     stop_at = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=ANALYSTS * 2, max_keepalive_connections=ANALYSTS * 2)
 
-    async def analyst(number: int, client: httpx.AsyncClient) -> None:
+    async def analyst(number: int, session: aiohttp.ClientSession) -> None:
         nonlocal failures
         force = FORCES[number % len(FORCES)]
         headers = {"Authorization": f"Bearer {tokens[f'{force}/{number}']}"}
@@ -115,18 +114,25 @@ async def _load_phase(
             if own_only:
                 body["forces"] = [force]
             started = time.perf_counter()
-            response = await client.post(f"{urls[force]}/v1/search", json=body, headers=headers)
+            async with session.post(
+                f"{urls[force]}/v1/search", json=body, headers=headers
+            ) as response:
+                answer = await response.read()
             elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code != 200:
+            if response.status != 200:
                 failures += 1
                 continue
             latencies.append(elapsed)
-            for result in response.json()["results"]:
+            for result in json.loads(answer)["results"]:
                 statuses[result["status"]] = statuses.get(result["status"], 0) + 1
 
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    # aiohttp for the analysts: the load generator shares the machine's cores with the three
+    # nodes, and httpx costs about 1 ms of CPU per request where aiohttp costs about 0.1 ms.
+    connector = aiohttp.TCPConnector(limit=ANALYSTS * 2)
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
-        await asyncio.gather(*(analyst(n, client) for n in range(analysts)))
+        await asyncio.gather(*(analyst(n, session) for n in range(analysts)))
         wall = time.perf_counter() - started
     return {
         "searches": len(latencies),

@@ -425,7 +425,7 @@ def national_figures(raw: Raw, quick: bool) -> list[Figure]:
         )
     labels = {
         "one_analyst": "one analyst at a time",
-        "pool_per_partner": "one connection pool per partner",
+        "httpx_client": "partner calls through httpx instead of aiohttp",
         "tight_deadline": "tighter deadline",
         "no_connection_reuse": "no connection reuse",
     }
@@ -451,14 +451,14 @@ def national_figures(raw: Raw, quick: bool) -> list[Figure]:
                 "p50 / p95 / p99",
                 f"{row['p50_ms']} / {row['p95_ms']} / {row['p99_ms']}",
                 "ms",
-                baseline=f"shared pool, 2 s deadline: p99 {last.get('p99_ms')} ms, "
+                baseline=f"aiohttp, 2 s deadline: p99 {last.get('p99_ms')} ms, "
                 f"CPU {last.get('coordinator_cpu_ms_per_search')} ms/search",
                 ratio=speed_ratio(
                     row["coordinator_cpu_ms_per_search"],
                     last.get("coordinator_cpu_ms_per_search"),
                     lower_is_better=True,
                 ),
-                note=f"ratio = coordinator CPU relative to the shared pool; "
+                note=f"ratio = coordinator CPU relative to the sweep's last row; "
                 f"CPU {row['coordinator_cpu_ms_per_search']} ms/search; "
                 f"{row['searches_per_s']} searches/s; statuses {row['statuses']}",
             )

@@ -5,9 +5,9 @@ coordinator's CPU per search.
 
 What is real and what is simulated:
 - The coordinator is the real federation client (`gateway.federation.client.PartnerClient`):
-  one shared HTTP/1.1 client with keep-alive, a request JWS signed per partner, every answer's
-  signature and request hash verified, a circuit breaker per partner; our fan-out gathers the
-  calls under one deadline like the search service does.
+  aiohttp with keep-alive and one connection pool per partner, a request JWS signed per
+  partner, every answer's signature and request hash verified, a circuit breaker per partner;
+  our fan-out gathers the calls under one deadline like the search service does.
 - The 43 partners live in one separate "partner farm" process (uvicorn, real loopback sockets), so
   the coordinator's CPU is measured alone. Each simulated partner really verifies the signed
   request (replay cache included) and really signs its answer (binding the request hash), but
@@ -323,7 +323,8 @@ class PoolPerPartner(httpx.AsyncBaseTransport):
 
 
 def new_client(coordinator: CoordinatorNode, pooling: str) -> PartnerClient:
-    transport = PoolPerPartner() if pooling == "per_partner" else None
+    # "httpx": the same client through httpx (what the in-process tests use), for comparison.
+    transport = PoolPerPartner() if pooling == "httpx" else None
     return PartnerClient(coordinator, transport=transport)  # type: ignore[arg-type]
 
 
@@ -385,11 +386,12 @@ async def measure(
     searches: int,
     *,
     deadline_s: float,
-    pooling: str = "shared",
+    pooling: str = "aiohttp",
     analysts: int = CONCURRENT_ANALYSTS,
 ) -> dict[str, Any]:
-    """`pooling`: "shared" (the real PartnerClient: one pool for all partners), "per_partner"
-    (`PoolPerPartner`), or "none" (a new client, so new connections, for every search)."""
+    """`pooling`: "aiohttp" (the real PartnerClient: aiohttp, one pool per partner), "httpx"
+    (the same client through httpx, one pool per partner: `PoolPerPartner`), or "none" (a new
+    client, so new connections, for every search)."""
     members = [farm.members[f] for f in partners]
     reuse_connections = pooling != "none"
     shared = new_client(coordinator, pooling)
@@ -404,7 +406,7 @@ async def measure(
     async def analyst() -> None:
         while not queue.empty():
             n = queue.get_nowait()
-            client = shared if reuse_connections else new_client(coordinator, "shared")
+            client = shared if reuse_connections else new_client(coordinator, "aiohttp")
             t0 = time.perf_counter()
             result = await fan_out(client, members, search_payload(n), deadline_s)
             latencies.append(time.perf_counter() - t0)
@@ -516,11 +518,9 @@ def main(quick: bool) -> dict[str, Any]:
                 for count in PARTNER_COUNTS
             ]
             runs = {
-                "one_analyst": (coordinator, 2.0, "shared", 1, searches // 2),
-                "pool_per_partner": (
-                    coordinator, 2.0, "per_partner", CONCURRENT_ANALYSTS, searches
-                ),
-                "tight_deadline": (node(0.5), 0.5, "shared", CONCURRENT_ANALYSTS, searches),
+                "one_analyst": (coordinator, 2.0, "aiohttp", 1, searches // 2),
+                "httpx_client": (coordinator, 2.0, "httpx", CONCURRENT_ANALYSTS, searches),
+                "tight_deadline": (node(0.5), 0.5, "aiohttp", CONCURRENT_ANALYSTS, searches),
                 "no_connection_reuse": (
                     coordinator, 2.0, "none", CONCURRENT_ANALYSTS, max(12, searches // 4)
                 ),

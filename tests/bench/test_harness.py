@@ -175,7 +175,7 @@ def test_national_adapter_reports_each_partner_count() -> None:
         "partners": 3,
         "concurrent_analysts": 4,
         "deadline_s": 2.0,
-        "pooling": "shared",
+        "pooling": "aiohttp",
         "p50_ms": 10.0,
         "p95_ms": 20.0,
         "p99_ms": 30.0,
@@ -184,7 +184,7 @@ def test_national_adapter_reports_each_partner_count() -> None:
         "coordinator_cpu_ms_per_partner_call": 1.3,
         "statuses": {"ok": 12},
     }
-    raw = {"sweep": [row, {**row, "partners": 43}], "pool_per_partner": {**row, "partners": 43}}
+    raw = {"sweep": [row, {**row, "partners": 43}], "httpx_client": {**row, "partners": 43}}
     names = [f.name for f in national_figures(raw, True)]
     assert any("3 partners" in n for n in names)
-    assert any("43 partners, one connection pool per partner" in n for n in names)
+    assert any("43 partners, partner calls through httpx instead of aiohttp" in n for n in names)
