@@ -17,6 +17,7 @@ from bench.harness import (
     BENCHMARKS,
     Benchmark,
     Figure,
+    federation_figures,
     flatten,
     ingest_figures,
     national_figures,
@@ -188,3 +189,25 @@ def test_national_adapter_reports_each_partner_count() -> None:
     names = [f.name for f in national_figures(raw, True)]
     assert any("3 partners" in n for n in names)
     assert any("43 partners, partner calls through httpx instead of aiohttp" in n for n in names)
+
+
+def test_federation_goals_attach_to_closed_loop_and_paced_figures_only() -> None:
+    raw = {
+        "hits_p50_ms": 80.0,
+        "hits_searches_per_s": 180.0,
+        "single_node_p50_ms": 18.0,
+        "one_analyst_p50_ms": 11.0,
+        "paced_offered_per_s": 150.0,
+        "paced_hits_p50_ms": 14.0,
+        "paced_records_p95_ms": 90.0,
+        "paced_hits_searches_per_s": 149.2,
+    }
+    figures = {f.name: f for f in federation_figures(raw, True)}
+    assert figures["hits_p50_ms"].goal_met is False
+    assert "closed loop" in figures["hits_p50_ms"].note
+    assert figures["paced_hits_p50_ms"].goal_met is True
+    assert "offering 150.0 searches/s" in figures["paced_hits_p50_ms"].note
+    assert figures["paced_records_p95_ms"].goal_met is False
+    assert figures["one_analyst_p50_ms"].goal is None
+    assert figures["hits_searches_per_s"].goal_met is True
+    assert figures["paced_hits_searches_per_s"].goal is None  # offered, not achieved capacity
