@@ -5,12 +5,12 @@ Never commits: the caller's session does."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, distinct, func, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,6 +177,20 @@ _TERMS_BY_KIND = select(search_terms.c.record_id, search_terms.c.tag).where(
     search_terms.c.term_kind == bindparam("kind"),
     search_terms.c.tag.in_(bindparam("tags", expanding=True)),
 )
+# The candidate reads of a search (`candidate_ids_sync`): records holding any of some tags, or
+# every one of them, optionally only among records already found by another query field.
+_WITHIN = search_terms.c.record_id.in_(bindparam("ids", expanding=True))
+_IDS_ANY = select(search_terms.c.record_id).where(
+    search_terms.c.term_kind == bindparam("kind"),
+    search_terms.c.tag.in_(bindparam("tags", expanding=True)),
+)
+_IDS_ANY_WITHIN = _IDS_ANY.where(_WITHIN)
+_IDS_ALL = _IDS_ANY.group_by(search_terms.c.record_id).having(
+    func.count(distinct(search_terms.c.tag)) == bindparam("n")
+)
+_IDS_ALL_WITHIN = _IDS_ANY_WITHIN.group_by(search_terms.c.record_id).having(
+    func.count(distinct(search_terms.c.tag)) == bindparam("n")
+)
 
 
 async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[StoredRecord]:
@@ -336,6 +350,42 @@ async def record_ids_by_terms(
     for kind, tags in _tags_by_kind(terms).items():
         for record_id, tag in await session.execute(_TERMS_BY_KIND, {"kind": kind, "tags": tags}):
             found.setdefault(record_id, set()).add((kind, bytes(tag)))
+    return found
+
+
+def candidate_ids_sync(
+    conn: Connection,
+    any_of: Sequence[tuple[str, bytes]],
+    all_of: Sequence[tuple[str, bytes]] = (),
+    *,
+    within: Collection[str] | None = None,
+) -> set[str]:
+    """Ids of the records that hold any tag of `any_of`, or every tag of `all_of` (one term
+    kind), restricted to `within` when it is given. Tags only: nothing is decrypted here.
+
+    The database does the narrowing, so a broad term (a common phonetic name part held by
+    thousands of records) never brings its thousands of rows into Python.
+    """
+    if within is not None and not within:
+        return set()
+    params: dict[str, Any] = {} if within is None else {"ids": list(within)}
+    found: set[str] = set()
+    for kind, tags in _tags_by_kind(any_of).items():
+        statement = _IDS_ANY if within is None else _IDS_ANY_WITHIN
+        found.update(r[0] for r in conn.execute(statement, {**params, "kind": kind, "tags": tags}))
+    if all_of:
+        by_kind = _tags_by_kind(all_of)
+        if len(by_kind) != 1:
+            raise ValueError("all_of takes tags of one term kind")
+        ((kind, tags),) = by_kind.items()
+        wanted = set(tags)
+        statement = _IDS_ALL if within is None else _IDS_ALL_WITHIN
+        found.update(
+            r[0]
+            for r in conn.execute(
+                statement, {**params, "kind": kind, "tags": list(wanted), "n": len(wanted)}
+            )
+        )
     return found
 
 

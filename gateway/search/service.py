@@ -236,33 +236,60 @@ def _summary(counts: Counter[str]) -> str:
     return ",".join(f"{o}:{counts[o]}" for o in order if counts[o])
 
 
-def _wanted_tags(
-    node: Node, query: dict[str, set[tuple[str, str]]]
-) -> list[list[tuple[str, bytes]]]:
+@dataclass(frozen=True)
+class _FieldTags:
+    """The blind tags that find candidates for one queried field: a record holding any tag of
+    `any_of`, or all of `all_of` (every part of a name sounding like one of its name parts)."""
+
+    name: str
+    any_of: list[tuple[str, bytes]]
+    all_of: list[tuple[str, bytes]]
+
+
+def _wanted_tags(node: Node, query: dict[str, set[tuple[str, str]]]) -> list[_FieldTags]:
     """Per queried field, the blind tags that identify a match (this force's active keys)."""
     keyring = node.keys.index
-    per_field: list[list[tuple[str, bytes]]] = []
+    version = node.keys.index_version
+    per_field: list[_FieldTags] = []
     for name, pairs in query.items():
         index_kind = _FIELDS[name]
-        wanted = [
-            (kind, bytes.fromhex(keyring.tag(index_kind, kind, value, node.keys.index_version)))
-            for kind, value in pairs
-            if kind in _EXACT_KINDS[name] or (name == "name" and kind == "name_part_phonetic")
-        ]
-        per_field.append(wanted)
+
+        def tag(kind: str, value: str, index_kind: IndexKind = index_kind) -> tuple[str, bytes]:
+            return kind, keyring.tag_bytes(index_kind, kind, value, version)
+
+        any_of = [tag(k, v) for k, v in sorted(pairs) if k in _EXACT_KINDS[name]]
+        all_of = (
+            [tag(k, v) for k, v in sorted(pairs) if k == "name_part_phonetic"]
+            if name == "name"
+            else []
+        )
+        per_field.append(_FieldTags(name, any_of, all_of))
+    # Narrow fields first: a name's phonetic parts can be held by thousands of records, so the
+    # name is looked up last, among the records the other fields found.
+    per_field.sort(key=lambda f: f.name == "name")
     return per_field
 
 
+# Records found by the fields read so far are passed to the next field's read while they are at
+# most this many (beyond that an IN list costs more than it saves).
+NARROW_WITHIN_MAX = 1000
+
+
 def _read_candidates(
-    conn: Connection, per_field: list[list[tuple[str, bytes]]]
+    conn: Connection, per_field: list[_FieldTags]
 ) -> list[repository.StoredRecord]:
     """The stored records holding a blind tag for every queried field (tags only, nothing
     decrypted): one synchronous unit of database work (`Database.run_sync`)."""
-    found = [set(repository.record_ids_by_terms_sync(conn, wanted)) for wanted in per_field]
-    if not found:
+    ids: set[str] | None = None
+    for wanted in per_field:
+        within = ids if ids is not None and len(ids) <= NARROW_WITHIN_MAX else None
+        found = repository.candidate_ids_sync(conn, wanted.any_of, wanted.all_of, within=within)
+        ids = found if ids is None else ids & found
+        if not ids:
+            return []
+    if ids is None:
         return []
-    ids = sorted(set.intersection(*found))[:MAX_CANDIDATES]
-    return repository.fetch_records_sync(conn, ids)
+    return repository.fetch_records_sync(conn, sorted(ids)[:MAX_CANDIDATES])
 
 
 # Up to this many records are decrypted on the event loop when the KEK is a local key file: for

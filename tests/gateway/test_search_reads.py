@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import anyio
+import pytest
 from sqlalchemy import text
 
 from gateway.records import repository
@@ -101,3 +102,55 @@ def test_prebuilt_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeCl
             assert bytes(s.wrapped) == plain[6]
     assert run(any_node, lambda conn: repository.fetch_records_sync(conn, [])) == []
     assert run(any_node, lambda conn: repository.record_ids_by_terms_sync(conn, [])) == {}
+
+
+def test_candidate_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeClient) -> None:
+    """`candidate_ids_sync`: records holding any of some tags, or every one of some tags of one
+    kind, optionally among given ids; the database does the narrowing."""
+    load(any_node)
+    all_terms: list[tuple[str, str, bytes]] = run(
+        any_node,
+        lambda conn: [
+            (r, k, bytes(t))
+            for r, k, t in conn.execute(text("SELECT record_id, term_kind, tag FROM search_terms"))
+        ],
+    )
+    held: dict[str, set[tuple[str, bytes]]] = {}
+    for record_id, kind, tag in all_terms:
+        held.setdefault(record_id, set()).add((kind, tag))
+    by_kind: dict[str, list[bytes]] = {}
+    for _, kind, tag in all_terms:
+        if tag not in by_kind.setdefault(kind, []):
+            by_kind[kind].append(tag)
+    rng = random.Random(20261206)
+    all_found = 0
+    for _ in range(80):
+        any_of = [(k, t) for _, k, t in rng.sample(all_terms, rng.randint(0, 3))]
+        kind = rng.choice([k for k, tags in by_kind.items() if len(tags) > 1])
+        all_of = [(kind, t) for t in rng.sample(by_kind[kind], rng.randint(1, 2))]
+        if rng.random() < 0.3:
+            all_of.append((kind, rng.randbytes(16)))  # a tag nobody holds: nobody has all
+        within = None if rng.random() < 0.5 else set(rng.sample(sorted(held), rng.randint(0, 12)))
+        expected = {
+            r
+            for r, pairs in held.items()
+            if (within is None or r in within)
+            and (any(p in pairs for p in any_of) or set(all_of) <= pairs)
+        }
+        all_found += sum(1 for pairs in held.values() if set(all_of) <= pairs)
+        got = run(
+            any_node,
+            lambda conn, a=any_of, b=all_of, w=within: repository.candidate_ids_sync(
+                conn, a, b, within=w
+            ),
+        )
+        assert got == expected
+    assert all_found > 0  # the all-of reads were not all empty
+    assert run(any_node, lambda conn: repository.candidate_ids_sync(conn, [], [])) == set()
+    with pytest.raises(ValueError, match="one term kind"):
+        run(
+            any_node,
+            lambda conn: repository.candidate_ids_sync(
+                conn, [], [("dob", b"x" * 16), ("vrm", b"y" * 16)]
+            ),
+        )

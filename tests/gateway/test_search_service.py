@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
+from gateway.search import service
 from gateway.search.service import SearchTerms, disclose_local, search_local
 from policies import Mode, PolicyContext, Principal
 from schemas.enums import Purpose, VettingLevel
@@ -185,3 +186,20 @@ def test_a_redacted_disclosure_says_which_fields_were_withheld(node: NodeClient)
     assert "/body/nrm_reference" in hit.withheld
     assert "nrm_reference" not in hit.record["body"]
     assert f"ms-1{hit.withheld[0]}" in answer.fields_withheld
+
+
+def test_a_name_whose_parts_are_common_is_found_past_the_candidate_cap(
+    node: NodeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many records share one part of the name asked for, few hold every part. The candidates
+    are the records holding every part (or the whole name), so the cap on candidates never
+    pushes the one that matches out, whatever its place in the order of ids."""
+    monkeypatch.setattr(service, "MAX_CANDIDATES", 3)
+    crowd = [person(f"a-{n:02d}", f"Given{n}", "Smith", "1970-01-01") for n in range(8)]
+    crowd += [person(f"b-{n:02d}", "John", f"Family{n}", "1971-01-01") for n in range(8)]
+    load(node, [*crowd, person("z-target", "Jon", "Smyth", "1980-02-02")])
+    answer = search(node, SearchTerms(name="John Smith"), analyst("20"), context())
+    assert [h.record_id for h in answer.hits] == ["z-target"]
+    # Each part alone is still a search of its own, and finds the crowd.
+    answer = search(node, SearchTerms(name="Smith"), analyst("20"), context(Mode.HITS))
+    assert len(answer.hits) == 3  # the cap: the eight a-* and z-target hold the part
