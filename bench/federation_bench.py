@@ -28,6 +28,7 @@ Issue 6 goals (3 nodes, 100,000 records each): hits p50 <= 15 ms, p95 <= 40 ms; 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
@@ -171,54 +172,21 @@ async def _load_phase(
 async def _measure(
     urls: dict[str, str], tokens: dict[str, str], pool: list[dict[str, str]], seconds: float
 ) -> dict[str, Any]:
+    phase = functools.partial(_load_phase, urls=urls, tokens=tokens, pool=pool)
     # Warm-up: connections, JWKS caches, SQLite page caches, partner clients.
-    await _load_phase(urls=urls, tokens=tokens, pool=pool, mode="hits", own_only=False, seconds=2.0)
-    hits = await _load_phase(
-        urls=urls, tokens=tokens, pool=pool, mode="hits", own_only=False, seconds=seconds
-    )
-    records = await _load_phase(
-        urls=urls, tokens=tokens, pool=pool, mode="records", own_only=False, seconds=seconds
-    )
-    local = await _load_phase(
-        urls=urls, tokens=tokens, pool=pool, mode="hits", own_only=True, seconds=seconds
-    )
-    # One analyst alone: the latency without queueing behind the other fifteen.
-    alone = await _load_phase(
-        urls=urls,
-        tokens=tokens,
-        pool=pool,
-        mode="hits",
-        own_only=False,
-        seconds=seconds / 2,
-        analysts=1,
-    )
-    # The sixteen analysts offering the issue's throughput together (150 searches/s) instead of
-    # as much as the nodes can take: the latency an analyst sees at that load.
-    paced_hits = await _load_phase(
-        urls=urls,
-        tokens=tokens,
-        pool=pool,
-        mode="hits",
-        own_only=False,
-        seconds=seconds,
-        rate=PACED_RATE,
-    )
-    paced_records = await _load_phase(
-        urls=urls,
-        tokens=tokens,
-        pool=pool,
-        mode="records",
-        own_only=False,
-        seconds=seconds,
-        rate=PACED_RATE,
-    )
+    await phase(mode="hits", own_only=False, seconds=2.0)
     return {
-        "hits": hits,
-        "records": records,
-        "local": local,
-        "alone": alone,
-        "paced_hits": paced_hits,
-        "paced_records": paced_records,
+        "hits": await phase(mode="hits", own_only=False, seconds=seconds),
+        "records": await phase(mode="records", own_only=False, seconds=seconds),
+        "local": await phase(mode="hits", own_only=True, seconds=seconds),
+        # One analyst alone: the latency without queueing behind the other fifteen.
+        "alone": await phase(mode="hits", own_only=False, seconds=seconds / 2, analysts=1),
+        # The sixteen analysts offering the issue's throughput together (150 searches/s) instead
+        # of as much as the nodes can take: the latency an analyst sees at that load.
+        "paced_hits": await phase(mode="hits", own_only=False, seconds=seconds, rate=PACED_RATE),
+        "paced_records": await phase(
+            mode="records", own_only=False, seconds=seconds, rate=PACED_RATE
+        ),
     }
 
 

@@ -185,12 +185,9 @@ _IDS_ANY = select(search_terms.c.record_id).where(
     search_terms.c.tag.in_(bindparam("tags", expanding=True)),
 )
 _IDS_ANY_WITHIN = _IDS_ANY.where(_WITHIN)
-_IDS_ALL = _IDS_ANY.group_by(search_terms.c.record_id).having(
-    func.count(distinct(search_terms.c.tag)) == bindparam("n")
-)
-_IDS_ALL_WITHIN = _IDS_ANY_WITHIN.group_by(search_terms.c.record_id).having(
-    func.count(distinct(search_terms.c.tag)) == bindparam("n")
-)
+_HOLDS_ALL_N = func.count(distinct(search_terms.c.tag)) == bindparam("n")
+_IDS_ALL = _IDS_ANY.group_by(search_terms.c.record_id).having(_HOLDS_ALL_N)
+_IDS_ALL_WITHIN = _IDS_ANY_WITHIN.group_by(search_terms.c.record_id).having(_HOLDS_ALL_N)
 
 
 async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[StoredRecord]:

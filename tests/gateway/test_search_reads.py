@@ -48,15 +48,20 @@ def run(node: NodeClient, work: Any) -> Any:
     return anyio.run(go)
 
 
-def test_prebuilt_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeClient) -> None:
-    load(any_node)
-    all_terms: list[tuple[str, str, bytes]] = run(
-        any_node,
+def stored_terms(node: NodeClient) -> list[tuple[str, str, bytes]]:
+    """(record id, term kind, tag) of every stored blind-index term."""
+    return run(
+        node,
         lambda conn: [
             (r, k, bytes(t))
             for r, k, t in conn.execute(text("SELECT record_id, term_kind, tag FROM search_terms"))
         ],
     )
+
+
+def test_prebuilt_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeClient) -> None:
+    load(any_node)
+    all_terms = stored_terms(any_node)
     rows = run(
         any_node,
         lambda conn: {
@@ -108,13 +113,7 @@ def test_candidate_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeC
     """`candidate_ids_sync`: records holding any of some tags, or every one of some tags of one
     kind, optionally among given ids; the database does the narrowing."""
     load(any_node)
-    all_terms: list[tuple[str, str, bytes]] = run(
-        any_node,
-        lambda conn: [
-            (r, k, bytes(t))
-            for r, k, t in conn.execute(text("SELECT record_id, term_kind, tag FROM search_terms"))
-        ],
-    )
+    all_terms = stored_terms(any_node)
     held: dict[str, set[tuple[str, bytes]]] = {}
     for record_id, kind, tag in all_terms:
         held.setdefault(record_id, set()).add((kind, tag))
