@@ -153,3 +153,29 @@ def test_candidate_reads_answer_as_a_plain_reading_of_the_tables(any_node: NodeC
                 conn, [], [("dob", b"x" * 16), ("vrm", b"y" * 16)]
             ),
         )
+
+
+def test_every_name_part_among_found_records_is_read_through_the_record_ids(
+    node: NodeClient,
+) -> None:
+    """A name's all-of read among the records another field found goes through the record-id
+    index, not through the parts' tags: a common part can be held by thousands of records, the
+    records found by a date of birth are a handful. (SQLite cannot see the bound values, and
+    chose the tag index when the kind was compared as a plain column.)"""
+    load(node)
+    tags = [t for _, k, t in stored_terms(node) if k == "name_part_phonetic"][:2]
+    # A dozen found records: the cost SQLite guesses for an IN list grows with its length.
+    found = [f"rd-{n}" for n in range(12)]
+    params = {"kind": "name_part_phonetic", "tags": tags, "ids": found, "n": 2}
+
+    def plan(conn: Any) -> list[str]:
+        compiled = repository._IDS_ALL_WITHIN.compile(dialect=conn.dialect)
+        expanded = compiled.construct_expanded_state(params)
+        explain = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {expanded.statement}", tuple(expanded.positional_parameters)
+        )
+        return [str(row[-1]) for row in explain]
+
+    steps = run(node, plan)
+    assert any("ix_search_terms_record_id" in step for step in steps), steps
+    assert not any("ix_search_terms_lookup" in step for step in steps), steps
