@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection
 
 from audit.entry import RecordRef
-from gateway.keys.blind_index import normalised_terms
+from gateway.keys.blind_index import KEYED_AS, normalised_terms
 from gateway.keys.local import LocalKeyFileProvider
 from gateway.keys.provider import WrappedKey
 from gateway.node import Node
@@ -206,11 +206,14 @@ def _query_values(terms: SearchTerms) -> dict[str, set[tuple[str, str]]]:
     return values
 
 
-def _record_values(record: dict[str, Any]) -> set[tuple[str, str]]:
+def _record_values(record: dict[str, Any], kinds: frozenset[IndexKind]) -> set[tuple[str, str]]:
+    """The normalised values a record holds in fields indexed as one of `kinds` (the queried
+    ones: the others cannot decide a match, and normalising a phone or a name is not free)."""
     pairs: set[tuple[str, str]] = set()
     for fv in walk_fields(record):
-        if fv.spec.index is not None and isinstance(fv.value, str):
-            pairs.update(normalised_terms(fv.spec.index, fv.value))
+        index = fv.spec.index
+        if index is not None and KEYED_AS.get(index, index) in kinds and isinstance(fv.value, str):
+            pairs.update(normalised_terms(index, fv.value))
     return pairs
 
 
@@ -398,11 +401,12 @@ async def search_local(
     per_field = _wanted_tags(node, query)
     stored = await node.db.run_sync(lambda conn: _read_candidates(conn, per_field))
     loaded = await _reveal(node, stored)
+    queried = frozenset(_FIELDS[name] for name in query)
     rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = []
     for row, record in loaded:
         if terms.kinds and row.kind not in terms.kinds:
             continue
-        matched = _matches(query, _record_values(record))
+        matched = _matches(query, _record_values(record, queried))
         if matched is not None:
             rows.append((row, record, matched))
     rows.sort(key=lambda item: item[0].record_id)
