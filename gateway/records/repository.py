@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, distinct, func, insert, select, update
+from sqlalchemy import (
+    LargeBinary,
+    Table,
+    bindparam,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,11 +98,18 @@ def _bulk_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _B
         found = statements[(table.name, columns)] = _BulkInsert(
             sql=str(compiled),
             positional=bool(compiled.positional),
-            processors=tuple(
-                table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns
-            ),
+            processors=tuple(_bind_processor(dialect, table, c) for c in columns),
         )
     return found
+
+
+def _bind_processor(dialect: Dialect, table: Table, column: str) -> Callable[[Any], Any] | None:
+    # A blob column's processor wraps each value in the driver's Binary type (a memoryview for
+    # sqlite3), one call per blind tag at bulk-load rates. Both drivers bind bytes as a blob
+    # (BLOB, bytea) as they are, so the stored bytes do not change without it.
+    if isinstance(table.c[column].type, LargeBinary):
+        return None
+    return table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _once_per_value(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
