@@ -8,6 +8,7 @@ Run: ``.venv/bin/python -m bench --only ingest [--quick]``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import queue
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import Connection
 
 from bench.node_process import (
     BenchNode,
@@ -139,9 +141,16 @@ def _prefetched(chunks: Iterator[tuple[bytes, int]], depth: int = 4) -> Iterator
         raise failure[0]
 
 
+def _read_by_tags(
+    terms: list[tuple[str, bytes]], conn: Connection
+) -> list[repository.StoredRecord]:
+    ids = repository.candidate_ids_sync(conn, terms)
+    return repository.fetch_records_sync(conn, sorted(ids))
+
+
 def phone_lookups(node: BenchNode, phones: list[str]) -> dict[str, Any]:
-    """Lookup by phone number through the blind index, as the search service does: compute the
-    node's tag for the normalised number, find record ids by tag, fetch their stored rows."""
+    """Lookup by phone number through the blind index, with the search service's reads: compute
+    the node's tag for the normalised number, find record ids by tag, fetch their stored rows."""
 
     async def run() -> dict[str, Any]:
         url = node.database_url or f"sqlite+aiosqlite:///{(node.data_dir / 'node.db').as_posix()}"
@@ -158,9 +167,7 @@ def phone_lookups(node: BenchNode, phones: list[str]) -> dict[str, Any]:
                     (t.term_kind, bytes.fromhex(t.tag_hex))
                     for t in keyring.terms(IndexKind.PHONE, phone)
                 ]
-                async with db.sessions() as session:
-                    ids = await repository.record_ids_by_terms(session, terms)
-                    rows = await repository.fetch_records(session, sorted(ids))
+                rows = await db.run_sync(functools.partial(_read_by_tags, terms))
                 timings.append(time.perf_counter() - t0)
                 found += bool(rows)
         finally:

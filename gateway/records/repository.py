@@ -190,10 +190,6 @@ _RECORDS_BY_ID = (
     .join(data_keys, data_keys.c.record_id == records.c.record_id)
     .where(records.c.record_id.in_(bindparam("ids", expanding=True)))
 )
-_TERMS_BY_KIND = select(search_terms.c.record_id, search_terms.c.tag).where(
-    search_terms.c.term_kind == bindparam("kind"),
-    search_terms.c.tag.in_(bindparam("tags", expanding=True)),
-)
 # The candidate reads of a search (`candidate_ids_sync`): records holding any of some tags, or
 # every one of them, optionally only among records already found by another query field.
 _WITHIN = search_terms.c.record_id.in_(bindparam("ids", expanding=True))
@@ -222,15 +218,9 @@ _IDS_ALL_WITHIN = (
 )
 
 
-async def fetch_records(session: AsyncSession, ids: Sequence[str]) -> list[StoredRecord]:
-    if not ids:
-        return []
-    rows = await session.execute(_RECORDS_BY_ID, {"ids": list(ids)})
-    return [StoredRecord(*r) for r in rows]
-
-
 def fetch_records_sync(conn: Connection, ids: Sequence[str]) -> list[StoredRecord]:
-    """`fetch_records` on a synchronous connection (`Database.run_sync`)."""
+    """The stored rows of these records, with their wrapped data keys, on a synchronous
+    connection (`Database.run_sync`): ids not held are left out."""
     if not ids:
         return []
     return [StoredRecord(*r) for r in conn.execute(_RECORDS_BY_ID, {"ids": list(ids)})]
@@ -371,17 +361,6 @@ def _tags_by_kind(terms: Sequence[tuple[str, bytes]]) -> dict[str, list[bytes]]:
     return by_kind
 
 
-async def record_ids_by_terms(
-    session: AsyncSession, terms: Sequence[tuple[str, bytes]]
-) -> dict[str, set[tuple[str, bytes]]]:
-    """Record ids holding any of the given blind terms, with which terms each one matched."""
-    found: dict[str, set[tuple[str, bytes]]] = {}
-    for kind, tags in _tags_by_kind(terms).items():
-        for record_id, tag in await session.execute(_TERMS_BY_KIND, {"kind": kind, "tags": tags}):
-            found.setdefault(record_id, set()).add((kind, bytes(tag)))
-    return found
-
-
 def candidate_ids_sync(
     conn: Connection,
     any_of: Sequence[tuple[str, bytes]],
@@ -415,15 +394,4 @@ def candidate_ids_sync(
                 statement, {**params, "kind": kind, "tags": list(wanted), "n": len(wanted)}
             )
         )
-    return found
-
-
-def record_ids_by_terms_sync(
-    conn: Connection, terms: Sequence[tuple[str, bytes]]
-) -> dict[str, set[tuple[str, bytes]]]:
-    """`record_ids_by_terms` on a synchronous connection (`Database.run_sync`)."""
-    found: dict[str, set[tuple[str, bytes]]] = {}
-    for kind, tags in _tags_by_kind(terms).items():
-        for record_id, tag in conn.execute(_TERMS_BY_KIND, {"kind": kind, "tags": tags}):
-            found.setdefault(record_id, set()).add((kind, bytes(tag)))
     return found
