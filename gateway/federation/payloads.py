@@ -90,6 +90,14 @@ class PartnerAnswer(BaseModel):
     decision: str
     denied_reason: str | None = None
     receipt: ReceiptOut
+    # Defaults to False so that an answer from a node predating the flag still parses.
+    truncated: bool = Field(
+        default=False,
+        description=(
+            "More records held the searched identifiers than one search examines, so matching "
+            "records may be missing from `hits`"
+        ),
+    )
 
 
 class CosignRequest(BaseModel):
@@ -159,6 +167,17 @@ class ForceResult(BaseModel):
     decision: str | None = None
     receipt_index: int | None = None
     elapsed_ms: float | None = None
+    truncated: bool = Field(
+        default=False,
+        description=(
+            "True when more of this force's records held the identifiers searched for than one "
+            "search examines (1,000 in this gateway), so matching records this force holds may "
+            "be missing from these hits. Narrow the search and ask again: add another "
+            "identifier, such as a date of birth with a name, a postcode or a phone number. "
+            "Always false when the force gave no answer (timeout, unreachable, bad_signature, "
+            "error): nothing is known then."
+        ),
+    )
 
 
 class PersonGroup(BaseModel):

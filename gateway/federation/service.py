@@ -219,6 +219,7 @@ async def answer_search(node: Node, sender: str, request: PartnerSearchRequest) 
         to_force=sender,
         hits=len(answer.hits),
         receipt_index=receipt.index,
+        truncated=answer.truncated,
     )
     return PartnerAnswer(
         status="denied" if denied else "ok",
@@ -229,6 +230,7 @@ async def answer_search(node: Node, sender: str, request: PartnerSearchRequest) 
         decision=answer.decision,
         denied_reason=answer.denied_reason,
         receipt=receipt,
+        truncated=answer.truncated,
     )
 
 
@@ -388,6 +390,7 @@ async def _ask(
         decision=answer.decision,
         receipt_index=answer.receipt.index,
         elapsed_ms=elapsed(),
+        truncated=answer.truncated,
     )
     return result, answer, receipt, checkpoint
 
@@ -541,6 +544,7 @@ async def federated_search(
                     hit_count=len(local.hits),
                     hits=_hits_out(local, request.mode),
                     decision=local.decision,
+                    truncated=local.truncated,
                 )
             )
     metrics_of(node).federation_results(results, own=own, operation="search")

@@ -79,6 +79,12 @@ class NodeMetrics:
             ["outcome"],
             registry=r,
         )
+        self.search_truncations = Counter(
+            "gateway_search_candidates_truncated",
+            "Local searches (own analysts' or partners') that found more candidate records than "
+            "one search examines, and were answered as truncated",
+            registry=r,
+        )
         self.audit_append_seconds = Histogram(
             "gateway_audit_append_duration_seconds",
             "Time until an audit entry is durable (group commit included)",
@@ -116,6 +122,9 @@ class NodeMetrics:
         for outcome, count in counts.items():
             if count:
                 self.policy_decisions.labels(outcome=outcome).inc(count)
+
+    def search_truncated(self) -> None:
+        self.search_truncations.inc()
 
     def federation_called(self, *, partner: str, operation: str, status: str) -> None:
         self.federation_calls.labels(partner=partner, operation=operation, status=status).inc()
@@ -172,6 +181,9 @@ class _DisabledMetrics(NodeMetrics):
         pass
 
     def policy_decided(self, counts: Mapping[str, int]) -> None:
+        return None
+
+    def search_truncated(self) -> None:
         return None
 
     def federation_called(self, *, partner: str, operation: str, status: str) -> None:

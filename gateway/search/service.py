@@ -2,7 +2,8 @@
 outside the owning force's own systems (own analysts, partner forces).
 
 1. Query terms are normalised and turned into this force's blind-index tags; candidate records
-   are found by tag alone.
+   are found by tag alone, at most `MAX_CANDIDATES` of them. When more records hold the tags,
+   the answer says so (`LocalAnswer.truncated`): a search cut short must never look complete.
 2. Each candidate is decrypted and re-checked against the normalised query values, so a
    truncated-tag collision never produces a false hit.
 3. Policy decides once per equivalence class of records (owner, kind, classification, handling,
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy.engine import Connection
 
 from audit.entry import RecordRef
@@ -64,7 +66,11 @@ _EXACT_KINDS: dict[str, frozenset[str]] = {
     "line_name": frozenset({"line_name"}),
     "name": frozenset({"name_full", "name_full_phonetic"}),
 }
+# At most this many candidate records (lowest record ids first) are decrypted and re-checked
+# per search; when more records hold the searched tags, the answer is marked truncated.
 MAX_CANDIDATES = 1000
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class LocalAnswer:
     matched: list[RecordRef] = field(default_factory=list)
     fields_withheld: list[str] = field(default_factory=list)
     denied_reason: str | None = None
+    # More records held the searched tags than MAX_CANDIDATES: some may be missing from `hits`.
+    truncated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +155,7 @@ class LocalAnswer:
             "matched": [r.to_json() for r in self.matched],
             "fields_withheld": list(self.fields_withheld),
             "denied_reason": self.denied_reason,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -161,6 +170,7 @@ class LocalAnswer:
             matched=[RecordRef.from_json(r) for r in data.get("matched") or []],
             fields_withheld=[str(f) for f in data.get("fields_withheld") or []],
             denied_reason=data.get("denied_reason"),
+            truncated=bool(data.get("truncated", False)),
         )
 
 
@@ -280,19 +290,21 @@ NARROW_WITHIN_MAX = 1000
 
 def _read_candidates(
     conn: Connection, per_field: list[_FieldTags]
-) -> list[repository.StoredRecord]:
+) -> tuple[list[repository.StoredRecord], bool]:
     """The stored records holding a blind tag for every queried field (tags only, nothing
-    decrypted): one synchronous unit of database work (`Database.run_sync`)."""
+    decrypted), and whether the cap cut them: one synchronous unit of database work
+    (`Database.run_sync`)."""
     ids: set[str] | None = None
     for wanted in per_field:
         within = ids if ids is not None and len(ids) <= NARROW_WITHIN_MAX else None
         found = repository.candidate_ids_sync(conn, wanted.any_of, wanted.all_of, within=within)
         ids = found if ids is None else ids & found
         if not ids:
-            return []
+            return [], False
     if ids is None:
-        return []
-    return repository.fetch_records_sync(conn, sorted(ids)[:MAX_CANDIDATES])
+        return [], False
+    kept = sorted(ids)[:MAX_CANDIDATES]
+    return repository.fetch_records_sync(conn, kept), len(kept) < len(ids)
 
 
 # Up to this many records are decrypted on the event loop when the KEK is a local key file: for
@@ -399,7 +411,9 @@ async def search_local(
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
     per_field = _wanted_tags(node, query)
-    stored = await node.db.run_sync(lambda conn: _read_candidates(conn, per_field))
+    stored, truncated = await node.db.run_sync(lambda conn: _read_candidates(conn, per_field))
+    if truncated:
+        _note_truncated(node, context)
     loaded = await _reveal(node, stored)
     queried = frozenset(_FIELDS[name] for name in query)
     rows: list[tuple[repository.StoredRecord, dict[str, Any], list[str]]] = []
@@ -410,7 +424,19 @@ async def search_local(
         if matched is not None:
             rows.append((row, record, matched))
     rows.sort(key=lambda item: item[0].record_id)
-    return _enforce(node, rows, principal, context, limit)
+    answer = _enforce(node, rows, principal, context, limit)
+    answer.truncated = truncated
+    return answer
+
+
+def _note_truncated(node: Node, context: PolicyContext) -> None:
+    # Only the cap and who asked: never a term, a count of what was held, or a record id.
+    log.info(
+        "search.candidates_truncated",
+        kept=MAX_CANDIDATES,
+        requesting_force=context.requesting_force,
+    )
+    metrics_of(node).search_truncated()
 
 
 OWNER_SYNC_POLICY = "owner.sync_read"

@@ -9,10 +9,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from audit.entry import SecurityEvent, decode_entry
+from gateway.federation.payloads import PartnerAnswer
 from gateway.federation.protocol import SIGNATURE_HEADER, sign_response
 from gateway.identity.signing import NodeSigningKey
+from gateway.search import service as search_service
 from schemas.enums import S62Operation
 from tests.federation.conftest import (
     Federation,
@@ -119,6 +122,79 @@ def test_records_mode_groups_the_same_phone_across_forces(tmp_path: Path) -> Non
             assert {"05", "20"} <= set(groups[f"phone:{NUMBER}"]["forces"])
 
     anyio.run(run)
+
+
+async def truncations(fed: Federation, force: str) -> float:
+    """How many of this node's local searches were cut at the candidate cap (its /metrics)."""
+    text = (await fed.nodes[force].http.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "gateway_search_candidates_truncated_total"
+    )
+
+
+def test_a_search_cut_at_the_candidate_cap_is_flagged_for_that_force_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every node in this process shares the cap: 20 holds five Smiths born in 1970, the
+    asking force 05 four born in 1975, 01 one born in 1970. The flag each force reports is its
+    own, and a partner's reaches the analyst from its signed answer."""
+    monkeypatch.setattr(search_service, "MAX_CANDIDATES", 3)
+    settings = three(tmp_path)
+
+    def smiths(force: str, count: int, dob: str) -> list[dict[str, Any]]:
+        return [person(force, f"p-{force}-{n}", f"Given{n}", "Smith", dob) for n in range(count)]
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            await fed.nodes["20"].load(smiths("20", 5, "1970-01-01"))
+            await fed.nodes["05"].load(smiths("05", 4, "1975-05-05"))
+            await fed.nodes["01"].load(smiths("01", 1, "1970-01-01"))
+
+            response = await fed.nodes["05"].search(mode="hits", name="Smith")
+            assert response.status_code == 200, response.text
+            results = by_force(response.json())
+            assert {f: r["truncated"] for f, r in results.items()} == {
+                "01": False,
+                "05": True,
+                "20": True,
+            }
+            assert results["20"]["status"] == "ok" and results["20"]["receipt_index"] is not None
+
+            # With the date of birth only the partner still holds more than the cap.
+            response = await fed.nodes["05"].search(mode="hits", name="Smith", dob="1970-01-01")
+            assert response.status_code == 200, response.text
+            results = by_force(response.json())
+            assert {f: r["truncated"] for f, r in results.items()} == {
+                "01": False,
+                "05": False,
+                "20": True,
+            }
+            assert results["20"]["status"] == "ok"
+            assert [await truncations(fed, f) for f in ("05", "20", "01")] == [1, 2, 0]
+
+    anyio.run(run)
+
+
+def test_an_answer_from_a_node_that_predates_the_flag_is_not_truncated() -> None:
+    body = {
+        "status": "ok",
+        "force": "20",
+        "mode": "hits",
+        "hit_count": 0,
+        "hits": [],
+        "decision": "",
+        "receipt": {
+            "force": "20",
+            "origin": "force-20.test/log",
+            "index": 0,
+            "leaf_hash": "0" * 64,
+            "checkpoint": "note",
+        },
+    }
+    assert PartnerAnswer.model_validate(body).truncated is False
 
 
 def _signed_reply(

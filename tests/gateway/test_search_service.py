@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.search import service
 from gateway.search.service import SearchTerms, disclose_local, search_local
@@ -200,6 +201,43 @@ def test_a_name_whose_parts_are_common_is_found_past_the_candidate_cap(
     load(node, [*crowd, person("z-target", "Jon", "Smyth", "1980-02-02")])
     answer = search(node, SearchTerms(name="John Smith"), analyst("20"), context())
     assert [h.record_id for h in answer.hits] == ["z-target"]
+    assert not answer.truncated
     # Each part alone is still a search of its own, and finds the crowd.
     answer = search(node, SearchTerms(name="Smith"), analyst("20"), context(Mode.HITS))
     assert len(answer.hits) == 3  # the cap: the eight a-* and z-target hold the part
+    assert answer.truncated
+
+
+def test_a_search_cut_at_the_candidate_cap_says_so_and_logs_no_terms(
+    node: NodeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "MAX_CANDIDATES", 3)
+    load(
+        node,
+        [person(f"s-70-{n}", f"Given{n}", "Smith", "1970-01-01") for n in range(3)]
+        + [person(f"s-71-{n}", f"Given{n}", "Smith", "1971-01-01") for n in range(3)]
+        + [person("s-80", "Jon", "Smith", "1980-02-02")],
+    )
+    with capture_logs() as logs:
+        broad = search(node, SearchTerms(name="Smith"), analyst("05"), context(requesting="05"))
+        at_cap = search(node, SearchTerms(name="Smith", dob="1970-01-01"), analyst("20"), context())
+        narrow = search(node, SearchTerms(name="Smith", dob="1980-02-02"), analyst("20"), context())
+    # Seven records hold the name, three are examined: the answer says it may be incomplete.
+    assert broad.truncated
+    assert broad.to_json()["truncated"] is True
+    assert service.LocalAnswer.from_json(broad.to_json()).truncated
+    # Exactly as many candidates as the cap: every one was examined.
+    assert [h.record_id for h in at_cap.hits] == ["s-70-0", "s-70-1", "s-70-2"]
+    assert not at_cap.truncated
+    assert [h.record_id for h in narrow.hits] == ["s-80"]
+    assert not narrow.truncated
+    cut = [e for e in logs if e["event"] == "search.candidates_truncated"]
+    assert cut == [
+        {
+            "event": "search.candidates_truncated",
+            "log_level": "info",
+            "kept": 3,
+            "requesting_force": "05",
+        }
+    ]
+    assert "smith" not in json.dumps(logs, default=str).lower()
