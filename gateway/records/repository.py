@@ -218,6 +218,25 @@ _IDS_ALL_WITHIN = (
 )
 
 
+_IDS_OF_KINDS = select(records.c.record_id).where(
+    records.c.record_id.in_(bindparam("ids", expanding=True)),
+    records.c.kind.in_(bindparam("kinds", expanding=True)),
+)
+# Ids per statement in `ids_of_kinds_sync`: well under the bound-parameter limits of SQLite
+# (32,766) and PostgreSQL (65,535).
+IDS_PER_READ = 10_000
+
+
+def ids_of_kinds_sync(conn: Connection, ids: Collection[str], kinds: Sequence[str]) -> set[str]:
+    """Those of `ids` whose record is of one of `kinds` (synchronous, `Database.run_sync`)."""
+    ordered = sorted(ids)
+    found: set[str] = set()
+    for start in range(0, len(ordered), IDS_PER_READ):
+        params = {"ids": ordered[start : start + IDS_PER_READ], "kinds": list(kinds)}
+        found.update(r[0] for r in conn.execute(_IDS_OF_KINDS, params))
+    return found
+
+
 def fetch_records_sync(conn: Connection, ids: Sequence[str]) -> list[StoredRecord]:
     """The stored rows of these records, with their wrapped data keys, on a synchronous
     connection (`Database.run_sync`): ids not held are left out."""

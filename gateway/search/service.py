@@ -289,11 +289,12 @@ NARROW_WITHIN_MAX = 1000
 
 
 def _read_candidates(
-    conn: Connection, per_field: list[_FieldTags]
+    conn: Connection, per_field: list[_FieldTags], kinds: Sequence[str] = ()
 ) -> tuple[list[repository.StoredRecord], bool]:
     """The stored records holding a blind tag for every queried field (tags only, nothing
     decrypted), and whether the cap cut them: one synchronous unit of database work
-    (`Database.run_sync`)."""
+    (`Database.run_sync`). Record kinds asked for (`kinds`) are applied before the cap when the
+    cap would cut, so that naming a kind is a way to narrow a broad search."""
     ids: set[str] | None = None
     for wanted in per_field:
         within = ids if ids is not None and len(ids) <= NARROW_WITHIN_MAX else None
@@ -303,6 +304,8 @@ def _read_candidates(
             return [], False
     if ids is None:
         return [], False
+    if kinds and len(ids) > MAX_CANDIDATES:
+        ids = repository.ids_of_kinds_sync(conn, ids, kinds)
     kept = sorted(ids)[:MAX_CANDIDATES]
     return repository.fetch_records_sync(conn, kept), len(kept) < len(ids)
 
@@ -411,7 +414,9 @@ async def search_local(
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
     per_field = _wanted_tags(node, query)
-    stored, truncated = await node.db.run_sync(lambda conn: _read_candidates(conn, per_field))
+    stored, truncated = await node.db.run_sync(
+        lambda conn: _read_candidates(conn, per_field, terms.kinds)
+    )
     if truncated:
         _note_truncated(node, context)
     loaded = await _reveal(node, stored)

@@ -166,3 +166,22 @@ def test_every_name_part_among_found_records_is_read_through_the_record_ids(
     steps = run(node, plan)
     assert any("ix_search_terms_record_id" in step for step in steps), steps
     assert not any("ix_search_terms_lookup" in step for step in steps), steps
+
+
+def test_ids_of_kinds_answer_as_a_plain_reading_of_the_records(
+    any_node: NodeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ids_of_kinds_sync`, which narrows a search's candidates to the kinds asked for, read in
+    several statements when the ids are many (here: a few per statement)."""
+    monkeypatch.setattr(repository, "IDS_PER_READ", 7)
+    load(any_node)
+    kind_of = dict(
+        run(any_node, lambda conn: list(conn.execute(text("SELECT record_id, kind FROM records"))))
+    )
+    rng = random.Random(20261206)
+    for _ in range(30):
+        ids = {*rng.sample(sorted(kind_of), rng.randint(0, 25)), "rd-nobody"}
+        kinds = rng.sample(["phone", "person", "vehicle", "event"], rng.randint(1, 2))
+        expected = {i for i in ids if kind_of.get(i) in kinds}
+        got = run(any_node, lambda conn, i=ids, k=kinds: repository.ids_of_kinds_sync(conn, i, k))
+        assert got == expected

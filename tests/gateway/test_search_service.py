@@ -241,3 +241,28 @@ def test_a_search_cut_at_the_candidate_cap_says_so_and_logs_no_terms(
         }
     ]
     assert "smith" not in json.dumps(logs, default=str).lower()
+
+
+def test_naming_a_kind_narrows_a_search_before_the_candidate_cap(
+    node: NodeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports mentioning a number in their text are candidates for that number as much as the
+    phone record itself. Asking for phone records only keeps the reports out of the candidates,
+    so the phone record is examined however many reports sort before it."""
+    monkeypatch.setattr(service, "MAX_CANDIDATES", 3)
+    number = "+447911123457"
+    reports = []
+    for n in range(6):
+        report = example_record("intelligence_report", id=f"a-report-{n}", owner_force="20")
+        report["body"]["text"] = f"Deal line {number} seen in use near the station ({n})."
+        reports.append(report)
+    load(node, [*reports, phone("z-phone", number)])
+    broad = search(node, SearchTerms(phone=number), analyst("20"), context(Mode.HITS))
+    assert broad.truncated
+    assert "z-phone" not in [h.record_id for h in broad.hits]  # cut: it sorts last
+    phones_only = SearchTerms(phone=number, kinds=("phone",))
+    narrowed = search(node, phones_only, analyst("20"), context(Mode.HITS))
+    assert [h.record_id for h in narrowed.hits] == ["z-phone"]
+    assert not narrowed.truncated
+    two_kinds = SearchTerms(phone=number, kinds=("phone", "intelligence_report"))
+    assert search(node, two_kinds, analyst("20"), context(Mode.HITS)).truncated
