@@ -91,7 +91,8 @@ def results_table(body: dict[str, Any]) -> Table:
         table.add_row(
             result["force"],
             result["status"],
-            str(result.get("hit_count", 0)),
+            # A force that examined only part of its candidates may hold more hits.
+            f"{result.get('hit_count', 0)}{' (truncated)' if result.get('truncated') else ''}",
             str(result.get("decision") or ""),
             str(result.get("detail") or "")[:60],
             f"{result.get('elapsed_ms') or 0:.0f}",
