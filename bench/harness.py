@@ -12,6 +12,7 @@ fast as the baseline and 0.5 means half as fast.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -78,6 +79,8 @@ class BenchResult:
     seconds: float = 0.0
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    probe_before_ms: float = 0.0
+    probe_after_ms: float = 0.0
     figures: list[Figure] = field(default_factory=list)
     raw: Any = None
     error: str | None = None
@@ -566,8 +569,29 @@ def select(names: Iterable[str] | None, registry: list[Benchmark]) -> list[Bench
     return [known[n] for n in wanted]
 
 
+def speed_probe(repeat: int = 5) -> float:
+    """CPU milliseconds of one fixed piece of Python work (JSON, hashing, dicts and strings, as
+    the gateway does), the best of `repeat`. A virtual machine's speed changes with its
+    neighbours (the same code has measured 30% apart an hour apart on one machine), so every
+    benchmark is bracketed by this yardstick: figures of two runs compare only when their
+    probes agree. Lower is faster."""
+    document = {"id": "probe", "names": [{"given": "Given", "family": "Family"}] * 4, "n": 1}
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        for n in range(2_000):
+            document["n"] = n
+            text = json.dumps(document, sort_keys=True)
+            hashlib.sha256(text.encode()).hexdigest()
+            parsed = json.loads(text)
+            "/".join(sorted(f"{k}={v}" for k, v in parsed.items() if k != "names"))
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 2)
+
+
 def run_one(bench: Benchmark, quick: bool) -> BenchResult:
     result = BenchResult(bench.name, bench.description, status="ok")
+    result.probe_before_ms = speed_probe()
     result.load_before = os.getloadavg()
     started = time.perf_counter()
     try:
@@ -586,6 +610,7 @@ def run_one(bench: Benchmark, quick: bool) -> BenchResult:
         )
     result.seconds = round(time.perf_counter() - started, 1)
     result.load_after = os.getloadavg()
+    result.probe_after_ms = speed_probe()
     return result
 
 
@@ -645,16 +670,21 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Python {machine['python']}; {machine['os']}",
         "- ratio = speed of the measured path relative to its baseline measured in the same run "
         "(1.0 = as fast; 0.5 = half as fast). Load = 1-minute load average before/after each "
-        "benchmark (the machine is shared).",
+        "benchmark (the machine is shared). Probe = CPU ms of a fixed piece of Python work "
+        "before/after each benchmark (`harness.speed_probe`; lower is faster): the same code "
+        "measures differently when the machine is slower, so compare two runs' figures only "
+        "when their probes agree.",
         "",
     ]
     goals: list[tuple[str, Mapping[str, Any]]] = []
     for bench in report["benchmarks"]:
         before, after = bench["load_before"][0], bench["load_after"][0]
+        probed = bench.get("probe_before_ms", 0.0), bench.get("probe_after_ms", 0.0)
         lines += [
             f"## {bench['name']}: {bench['description']}",
             "",
-            f"status {bench['status']}, {bench['seconds']} s, load {before:.2f} → {after:.2f}",
+            f"status {bench['status']}, {bench['seconds']} s, load {before:.2f} → {after:.2f}, "
+            f"probe {probed[0]:.1f} → {probed[1]:.1f} ms",
             "",
         ]
         if bench["status"] != "ok":

@@ -49,7 +49,16 @@ REPORT_SCHEMA = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["name", "status", "seconds", "figures", "load_before", "raw"],
+                "required": [
+                    "name",
+                    "status",
+                    "seconds",
+                    "figures",
+                    "load_before",
+                    "probe_before_ms",
+                    "probe_after_ms",
+                    "raw",
+                ],
                 "properties": {
                     "status": {"enum": ["ok", "error", "missing"]},
                     "figures": {"type": "array", "items": FIGURE_SCHEMA},
@@ -111,6 +120,10 @@ def test_harness_runs_a_trivial_benchmark_and_writes_valid_results(tmp_path: Pat
     assert "| things | 200 | things/s | ≥ 150 | yes | 400/s | 0.5 |  |" in markdown
     assert "## Goals from the issues" in markdown
     assert f"{report['machine']['cores']} cores" in markdown
+    # Each benchmark is bracketed by the speed probe, so two runs can be told comparable or not.
+    assert bench["probe_before_ms"] > 0 and bench["probe_after_ms"] > 0
+    probes = f"probe {bench['probe_before_ms']:.1f} → {bench['probe_after_ms']:.1f} ms"
+    assert probes in markdown
 
 
 def test_a_failing_or_missing_benchmark_is_reported_and_the_others_still_run(
