@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -115,6 +115,24 @@ async def record_fork(
 _SEEN: dict[tuple[int, str, int], str] = {}
 _SEEN_LIMIT = 10_000
 
+# Built once: building these per search (a values() of the rows, an OR of (force, size) pairs)
+# cost more Python time than running them. One row at a time, each insert leaving an already
+# stored size alone; the stored root is read back only for a size that was there before.
+_SEEN_TABLE = SeenCheckpointRow.__table__  # type: ignore[attr-defined]
+_SEEN_INSERT_SQLITE = (
+    sqlite_insert(_SEEN_TABLE)
+    .on_conflict_do_nothing()
+    .returning(_SEEN_TABLE.c.force, _SEEN_TABLE.c.size)
+)
+_SEEN_INSERT_POSTGRES = (
+    postgres_insert(_SEEN_TABLE)
+    .on_conflict_do_nothing()
+    .returning(_SEEN_TABLE.c.force, _SEEN_TABLE.c.size)
+)
+_SEEN_AT_SIZE = select(_SEEN_TABLE.c.root_hash, _SEEN_TABLE.c.note).where(
+    _SEEN_TABLE.c.force == bindparam("force"), _SEEN_TABLE.c.size == bindparam("size")
+)
+
 
 async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, note: str) -> None:
     """Remember a partner checkpoint; raise ForkDetected if another root was seen at its size."""
@@ -135,8 +153,9 @@ async def note_seen_checkpoints(
     federated search does with every receipt it got. Returns the forces whose checkpoint is a
     second root for a size already seen (a fork: evidence stored, as `note_seen_checkpoint`).
 
-    One insert that leaves already-stored sizes alone, then one read of what is stored for
-    every size, so concurrent searches carrying the same checkpoint never conflict."""
+    Per checkpoint, an insert that leaves an already stored size alone, and for such a size a
+    read of the root stored for it, so concurrent searches carrying the same checkpoint never
+    conflict. All in one transaction and one thread hop."""
     fresh: dict[tuple[str, int], tuple[str, str]] = {}
     for force, checkpoint, note in seen:
         root = checkpoint.root_hash.hex()
@@ -145,39 +164,18 @@ async def note_seen_checkpoints(
     if not fresh:
         return set()
     now = datetime.now(UTC)
-    rows = [
-        {"force": force, "size": size, "root_hash": root, "note": note, "seen_at": now}
-        for (force, size), (root, note) in fresh.items()
-    ]
-    dialect_insert = sqlite_insert if node.db.is_sqlite else postgres_insert
-    table = SeenCheckpointRow.__table__  # type: ignore[attr-defined]
-    wanted = or_(
-        *(
-            and_(col(SeenCheckpointRow.force) == force, col(SeenCheckpointRow.size) == size)
-            for force, size in fresh
-        )
-    )
-    insert = (
-        dialect_insert(table)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(table.c.force, table.c.size)
-    )
-    query = select(
-        col(SeenCheckpointRow.force),
-        col(SeenCheckpointRow.size),
-        col(SeenCheckpointRow.root_hash),
-        col(SeenCheckpointRow.note),
-    ).where(wanted)
+    insert = _SEEN_INSERT_SQLITE if node.db.is_sqlite else _SEEN_INSERT_POSTGRES
 
     def store(conn: Connection) -> Sequence[Any]:
-        inserted = {(f, n) for f, n in conn.execute(insert).all()}
-        # Sizes stored before (by this or another search): what root was stored for them?
-        found = (
-            conn.execute(query).all()
-            if len(inserted) < len(fresh)
-            else [(f, n, fresh[(f, n)][0], fresh[(f, n)][1]) for f, n in inserted]
-        )
+        found: list[tuple[str, int, str, str]] = []
+        for (force, size), (root, note) in fresh.items():
+            row = {"force": force, "size": size, "root_hash": root, "note": note, "seen_at": now}
+            if conn.execute(insert, row).first() is not None:
+                found.append((force, size, root, note))
+                continue
+            # Stored before (by this or another search): what root was stored for the size?
+            stored = conn.execute(_SEEN_AT_SIZE, {"force": force, "size": size}).one()
+            found.append((force, size, stored.root_hash, stored.note))
         conn.commit()
         return found
 

@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import anyio
+import psycopg
+import pytest
 from sqlalchemy.engine import make_url
 
 from audit.checkpoint import Checkpoint
@@ -23,17 +25,28 @@ def _checkpoint(force: str, size: int, fill: int) -> tuple[str, Checkpoint, str]
     return force, checkpoint, f"note of {force} at {size} ({fill})"
 
 
+_SEEN_ROWS = "SELECT force, size, root_hash FROM federation_seen_checkpoints ORDER BY force, size"
+
+
 def _seen_rows(node: Node) -> list[tuple[str, int, str]]:
-    path = make_url(node.db.url).database
-    assert path
-    with sqlite3.connect(path) as conn:
-        return conn.execute(
-            "SELECT force, size, root_hash FROM federation_seen_checkpoints ORDER BY force, size"
-        ).fetchall()
+    url = make_url(node.db.url)
+    if url.get_backend_name() == "postgresql":
+        with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as pg:
+            return [tuple(row) for row in pg.execute(_SEEN_ROWS).fetchall()]
+    assert url.database
+    with sqlite3.connect(url.database) as conn:
+        return conn.execute(_SEEN_ROWS).fetchall()
 
 
-def test_checkpoints_are_stored_once_and_a_second_root_is_a_fork(tmp_path: Path) -> None:
-    settings = node_settings(tmp_path, "05")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_checkpoints_are_stored_once_and_a_second_root_is_a_fork(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    overrides = {}
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_database")
+        overrides["database_url"] = url.replace("postgresql://", "postgresql+psycopg://")
+    settings = node_settings(tmp_path, "05", **overrides)
     write_manifest([settings], [member_for(settings)])
 
     async def run() -> None:
