@@ -243,10 +243,13 @@ def test_a_thousand_faulty_searches_leak_no_tasks_sockets_or_descriptors(
             print(f"faulty searches: {total}, with every status exact: {exact}")
             assert _node_tasks() <= tasks, "asyncio tasks leaked"
             # Kept-alive connections to the partners that answered may differ by a few; a leak
-            # of one per search (or per failed call) would be hundreds.
-            assert _open_sockets() <= sockets + 5, (sockets, _open_sockets())
-            assert _open_fds() <= fds + 5, (fds, _open_fds())
-            assert partners.open_connections <= held + 5, (held, partners.open_connections)
+            # of one per search (or per failed call) would be hundreds. The partners listen in
+            # this same process, so each such connection holds two sockets here, one per end:
+            # the bound on sockets and descriptors is twice the bound on connections.
+            slack = 5
+            assert partners.open_connections <= held + slack, (held, partners.open_connections)
+            assert _open_sockets() <= sockets + 2 * slack, (sockets, _open_sockets())
+            assert _open_fds() <= fds + 2 * slack, (fds, _open_fds())
 
     anyio.run(run)
 
