@@ -136,14 +136,10 @@ _SEEN_AT_SIZE = select(_SEEN_TABLE.c.root_hash, _SEEN_TABLE.c.note).where(
 
 async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, note: str) -> None:
     """Remember a partner checkpoint; raise ForkDetected if another root was seen at its size."""
-    root = checkpoint.root_hash.hex()
-    key = (id(node), force, checkpoint.size)
-    if _SEEN.get(key) == root:
-        return
-    await _store_seen_checkpoint(node, force, checkpoint, note, root)
-    if len(_SEEN) >= _SEEN_LIMIT:
-        _SEEN.clear()
-    _SEEN[key] = root
+    if await note_seen_checkpoints(node, [(force, checkpoint, note)]):
+        raise ForkDetected(
+            force, f"force {force} signed two different trees of size {checkpoint.size}"
+        )
 
 
 async def note_seen_checkpoints(
@@ -151,7 +147,7 @@ async def note_seen_checkpoints(
 ) -> set[str]:
     """Remember several partner checkpoints (force, checkpoint, note) in one transaction, as a
     federated search does with every receipt it got. Returns the forces whose checkpoint is a
-    second root for a size already seen (a fork: evidence stored, as `note_seen_checkpoint`).
+    second root for a size already seen (a fork: its evidence is stored, `record_fork`).
 
     Per checkpoint, an insert that leaves an already stored size alone, and for such a size a
     read of the root stored for it, so concurrent searches carrying the same checkpoint never
@@ -192,34 +188,6 @@ async def note_seen_checkpoints(
         await record_fork(node, force, size, stored_note, note, "same size, different root")
         forked.add(force)
     return forked
-
-
-async def _store_seen_checkpoint(
-    node: Node, force: str, checkpoint: Checkpoint, note: str, root: str
-) -> None:
-    async with node.db.sessions() as session:
-        existing = await session.get(SeenCheckpointRow, (force, checkpoint.size))
-        if existing is None:
-            session.add(
-                SeenCheckpointRow(
-                    force=force,
-                    size=checkpoint.size,
-                    root_hash=root,
-                    note=note,
-                    seen_at=datetime.now(UTC),
-                )
-            )
-            try:
-                await session.commit()
-            except Exception:
-                # Another request stored the same size first; compare with it below.
-                await session.rollback()
-                existing = await session.get(SeenCheckpointRow, (force, checkpoint.size))
-        if existing is None or existing.root_hash == root:
-            return
-        other = existing.note
-    await record_fork(node, force, checkpoint.size, other, note, "same size, different root")
-    raise ForkDetected(force, f"force {force} signed two different trees of size {checkpoint.size}")
 
 
 async def cosign_checkpoint(
