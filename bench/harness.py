@@ -573,8 +573,9 @@ def speed_probe(repeat: int = 5) -> float:
     """CPU milliseconds of one fixed piece of Python work (JSON, hashing, dicts and strings, as
     the gateway does), the best of `repeat`. A virtual machine's speed changes with its
     neighbours (the same code has measured 30% apart an hour apart on one machine), so every
-    benchmark is bracketed by this yardstick: figures of two runs compare only when their
-    probes agree. Lower is faster."""
+    benchmark is bracketed by this yardstick: two runs whose probes differ ran on a faster or
+    slower core. It runs in one process, so agreeing probes do not rule out other drift.
+    Lower is faster."""
     document = {"id": "probe", "names": [{"given": "Given", "family": "Family"}] * 4, "n": 1}
     best = float("inf")
     for _ in range(repeat):
@@ -671,9 +672,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "- ratio = speed of the measured path relative to its baseline measured in the same run "
         "(1.0 = as fast; 0.5 = half as fast). Load = 1-minute load average before/after each "
         "benchmark (the machine is shared). Probe = CPU ms of a fixed piece of Python work "
-        "before/after each benchmark (`harness.speed_probe`; lower is faster): the same code "
-        "measures differently when the machine is slower, so compare two runs' figures only "
-        "when their probes agree.",
+        "before/after each benchmark (`harness.speed_probe`; lower is faster): runs whose "
+        "probes differ ran on a faster or slower core (see docs/benchmarks.md).",
         "",
     ]
     goals: list[tuple[str, Mapping[str, Any]]] = []
