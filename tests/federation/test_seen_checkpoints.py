@@ -1,6 +1,6 @@
 """Partner checkpoints from a search's receipts are remembered in one transaction, and a second
-root for a size already seen is a fork, whichever path stored the first one. The small write
-runs on the event loop's thread, and falls back to the ordinary sessions when SQLite is locked."""
+root for a size already seen is a fork, whichever search stored the first one. While another
+writer holds SQLite's lock, the write waits for it (busy timeout) rather than failing."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_checkpoints_are_stored_once_and_a_second_root_is_a_fork(
     anyio.run(run)
 
 
-def test_a_locked_database_falls_back_to_the_ordinary_sessions(tmp_path: Path) -> None:
+def test_a_locked_database_is_waited_for(tmp_path: Path) -> None:
     settings = node_settings(tmp_path, "05")
     write_manifest([settings], [member_for(settings)])
 
