@@ -15,11 +15,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from gateway.audit_api.cli import audit_app
 from gateway.federation.manifest_cli import federation_app
@@ -27,6 +30,7 @@ from gateway.federation.reconcile import reconcile_command
 from gateway.identity.token_cli import token
 from gateway.ops.backup import backup_command, restore_command
 from gateway.policy_cli import policy_app
+from gateway.records.importer import DEFAULT_LINES_PER_CHUNK, DEFAULT_RETRIES
 from gateway.settings import Settings
 from gateway.synth.cli import synth
 
@@ -332,41 +336,94 @@ def schemas_export(
         _console().print(f"wrote {path}")
 
 
+class _RecordsPerSecond(ProgressColumn):
+    """Throughput of the task so far, in records a second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} records/s")
+
+
 @app.command("import")
 def import_command(
     file: Annotated[Path, typer.Argument(help="NDJSON records", exists=True, dir_okay=False)],
     url: Annotated[str, typer.Option(help="The node's URL")] = "http://127.0.0.1:8005",
     client_id: Annotated[str, typer.Option(envvar="GATEWAY_CLIENT_ID")] = "",
     client_secret: Annotated[str, typer.Option(envvar="GATEWAY_CLIENT_SECRET")] = "",
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Write straight into this machine's node (its GATEWAY_* settings: database, "
+            "keys, audit log) instead of through its sync API; no client credentials needed",
+        ),
+    ] = False,
     report: Annotated[
         Path | None, typer.Option(help="Report file (default FILE.report.json)")
     ] = None,
-    chunk: Annotated[int, typer.Option(help="Lines per bulk request", min=1, max=100_000)] = 2000,
+    chunk: Annotated[
+        int, typer.Option(help="Lines per bulk request", min=1, max=100_000)
+    ] = DEFAULT_LINES_PER_CHUNK,
+    retries: Annotated[
+        int,
+        typer.Option(
+            help="Times a chunk is sent again after a dropped connection, 429 or 503", min=0
+        ),
+    ] = DEFAULT_RETRIES,
 ) -> None:
-    """Load records into a running node through its sync API (client credentials)."""
-    from gateway.records.importer import import_over_http
+    """Load records into a node: through its sync API (client credentials), or with --local
+    straight into this machine's node. Exit status 1 when a line was rejected or the import
+    stopped; the report file says which lines, and where it stopped."""
+    from gateway.node import NodeStartupError
+    from gateway.records.importer import ImportStopped, import_over_http, run_import_local
 
-    if not client_id or not client_secret:
-        raise typer.BadParameter("--client-id and --client-secret (or GATEWAY_CLIENT_*) needed")
+    if not local and (not client_id or not client_secret):
+        raise typer.BadParameter(
+            "--client-id and --client-secret (or GATEWAY_CLIENT_*) are needed, or --local"
+        )
+    settings = _settings() if local else None
     console = _console()
-    total = sum(1 for _ in file.open("rb"))
-    with _progress(console) as progress:
+    with file.open("rb") as fh:
+        total = sum(1 for _ in fh)
+    report = report or file.with_name(file.name + ".report.json")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RecordsPerSecond(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("importing", total=total)
         try:
-            summary = import_over_http(
-                file,
-                url=url,
-                client_id=client_id,
-                secret=client_secret,
-                lines_per_chunk=chunk,
-                progress=lambda n: progress.advance(task, n),
-            )
-        except (RuntimeError, OSError) as exc:
+            if settings is not None:
+                summary = run_import_local(
+                    file,
+                    settings=settings,
+                    lines_per_chunk=chunk,
+                    progress=lambda n: progress.advance(task, n),
+                )
+            else:
+                summary = import_over_http(
+                    file,
+                    url=url,
+                    client_id=client_id,
+                    secret=client_secret,
+                    lines_per_chunk=chunk,
+                    retries=retries,
+                    progress=lambda n: progress.advance(task, n),
+                )
+        except ImportStopped as exc:
+            summary = exc.summary
+        except NodeStartupError as exc:  # --local: the node's files cannot be used
+            console.print(f"[red]cannot open the node:[/] {exc}")
+            raise typer.Exit(2) from exc
+        except OSError as exc:  # the file, or the node's own files with --local
             console.print(f"[red]import stopped:[/] {exc}")
             raise typer.Exit(1) from exc
-    report = report or file.with_name(file.name + ".report.json")
     summary.write_report(report)
-    table = Table(title=f"import of {file.name}")
+    table = Table(title=f"import of {file.name}" + (" (local)" if local else ""))
     table.add_column("lines")
     table.add_column("accepted")
     table.add_column("rejected")
@@ -380,8 +437,18 @@ def import_command(
         f"{summary.per_second:,.0f}",
     )
     console.print(table)
+    if summary.retries:
+        console.print(f"{summary.retries} chunk(s) were sent again after a failure.")
     console.print(f"report: {report}")
+    if not summary.complete:
+        console.print(
+            f"[red]import stopped at line {summary.stopped_at_line}:[/] {summary.stop_reason}\n"
+            "Lines before it are stored. Run the same command again to finish: records "
+            "already stored are reported unchanged, never stored twice."
+        )
+        raise typer.Exit(1)
     if summary.rejected:
+        console.print(f"[yellow]{summary.rejected} line(s) rejected:[/] see the report.")
         raise typer.Exit(1)
 
 

@@ -1,17 +1,56 @@
 """`gateway import`: load an NDJSON file into a node, over HTTP with client credentials or
 straight into the local node's database. Either way the same validation, encryption, indexing and
-audit apply; the summary and every rejected line go to a report file."""
+audit apply; the summary and every rejected line go to a report file.
+
+Over HTTP the file is sent in chunks (one bulk request each). A chunk that fails on the way (the
+node restarting, a dropped connection, 429 or 503) is sent again, with the same Idempotency-Key,
+after a growing pause or the node's Retry-After: if the node had stored it, it answers its first
+report; if it stored part of it before a crash, the stored lines come back `unchanged`. Keys name
+this run and the chunk's content, so running the command again (a new export under the same file
+name, or the same file after a stop) sends everything afresh: records already held are reported
+`unchanged`, never stored twice. When the import stops, the report says at which line, and what
+was accepted before that is in it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import getpass
+import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from audit.entry import Actor
+from gateway.identity.principals import SystemPrincipal
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+# Lines per bulk request. Larger requests keep the node's worker processes busier (each request
+# fills and drains the pipeline once); the node accepts up to 200,000 lines per request.
+DEFAULT_LINES_PER_CHUNK = 2000
+# Statuses after which the same chunk is sent again: the node is busy, restarting or out of
+# reach for a moment; 409 is the same key still being processed by an earlier attempt.
+RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
+DEFAULT_RETRIES = 6
+DEFAULT_BACKOFF_SECONDS = 1.0
+MAX_WAIT_SECONDS = 60.0
+LOCAL_CLIENT_ID = "local-import"
+
+
+class ImportStopped(RuntimeError):
+    """The import could not go on; `summary` holds what was done before, `stopped_at_line`."""
+
+    def __init__(self, message: str, summary: ImportSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
@@ -23,11 +62,18 @@ class ImportSummary:
     replaced: int = 0
     unchanged: int = 0
     seconds: float = 0.0
+    retries: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    stopped_at_line: int | None = None
+    stop_reason: str | None = None
 
     @property
     def per_second(self) -> float:
         return self.accepted / self.seconds if self.seconds else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped_at_line is None
 
     def add(self, report: dict[str, Any], line_offset: int) -> None:
         for key in ("accepted", "rejected", "created", "replaced", "unchanged"):
@@ -36,14 +82,22 @@ class ImportSummary:
             if line.get("status") == "rejected":
                 self.rejections.append({**line, "line": line["line"] + line_offset})
 
+    def stop(self, line: int, reason: str) -> None:
+        self.stopped_at_line = line
+        self.stop_reason = reason
+
     def write_report(self, path: Path) -> None:
         body = {
+            "complete": self.complete,
+            "stopped_at_line": self.stopped_at_line,
+            "stop_reason": self.stop_reason,
             "lines": self.lines,
             "accepted": self.accepted,
             "rejected": self.rejected,
             "created": self.created,
             "replaced": self.replaced,
             "unchanged": self.unchanged,
+            "retries": self.retries,
             "seconds": round(self.seconds, 3),
             "records_per_second": round(self.per_second, 1),
             "rejections": self.rejections,
@@ -66,6 +120,16 @@ def chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes, int]]
         yield offset, b"".join(buffer), len(buffer)
 
 
+def chunk_key(run_id: str, offset: int, body: bytes) -> str:
+    """The Idempotency-Key of one chunk of one run: a resend within the run replays the node's
+    first answer; another run, or other content at the same place, is a new upload."""
+    return f"import-{run_id}-{offset}-{hashlib.sha256(body).hexdigest()[:32]}"[:128]
+
+
+class ImportRefused(RuntimeError):
+    """The node refused the import in a way that sending again cannot mend."""
+
+
 def fetch_token(client: httpx.Client, client_id: str, secret: str) -> str:
     response = client.post(
         "/oauth/token",
@@ -73,8 +137,76 @@ def fetch_token(client: httpx.Client, client_id: str, secret: str) -> str:
         auth=(client_id, secret),
     )
     if response.status_code != 200:
-        raise RuntimeError(f"token refused ({response.status_code}): {response.text}")
+        raise ImportRefused(f"token refused ({response.status_code}): {response.text[:300]}")
     return str(response.json()["access_token"])
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.strip().isdigit() else None
+
+
+class _Uploader:
+    """Sends chunks to one node, fetching a token when needed and retrying what can be retried."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        client_id: str,
+        secret: str,
+        *,
+        retries: int,
+        backoff: float,
+        sleep: Callable[[float], object],
+    ) -> None:
+        self.client = client
+        self.client_id = client_id
+        self.secret = secret
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep
+        self.token: str | None = None
+        self.retried = 0
+
+    def send(self, body: bytes, key: str) -> dict[str, Any]:
+        """The node's report for one chunk. Raises ImportRefused, or ImportStopped's cause."""
+        attempt = 0
+        refreshed = False
+        while True:
+            wait: float | None = None
+            try:
+                if self.token is None:
+                    self.token = fetch_token(self.client, self.client_id, self.secret)
+                response = self.client.post(
+                    "/v1/records/bulk",
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {self.token}",
+                        "Content-Type": "application/x-ndjson",
+                        "Idempotency-Key": key,
+                    },
+                )
+            except httpx.TransportError as exc:
+                failure = f"the node could not be reached ({type(exc).__name__})"
+            else:
+                if response.status_code == 200:
+                    report: dict[str, Any] = response.json()
+                    return report
+                if response.status_code == 401 and not refreshed:
+                    # Tokens are short-lived: a long import outlives one.
+                    self.token = None
+                    refreshed = True
+                    continue
+                failure = f"the node answered {response.status_code}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUSES:
+                    raise ImportRefused(failure)
+                wait = _retry_after(response)
+            if attempt >= self.retries:
+                raise ImportRefused(f"{failure} (gave up after {attempt} retries)")
+            pause = wait if wait is not None else self.backoff * 2**attempt
+            attempt += 1
+            self.retried += 1
+            self.sleep(min(pause, MAX_WAIT_SECONDS))
 
 
 def import_over_http(
@@ -83,44 +215,119 @@ def import_over_http(
     url: str,
     client_id: str,
     secret: str,
-    lines_per_chunk: int = 2000,
+    lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
     progress: Callable[[int], object] | None = None,
     transport: httpx.BaseTransport | None = None,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF_SECONDS,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> ImportSummary:
+    """Send the file to a running node. Raises ImportStopped (with the partial summary) when a
+    chunk cannot be stored even after `retries` resends."""
     summary = ImportSummary()
     started = time.perf_counter()
+    run_id = uuid.uuid4().hex[:16]
     with httpx.Client(base_url=url, timeout=300, transport=transport) as client:
-        token = fetch_token(client, client_id, secret)
+        uploader = _Uploader(
+            client, client_id, secret, retries=retries, backoff=backoff, sleep=sleep
+        )
         for offset, body, count in chunks(path, lines_per_chunk):
-            key = f"import-{path.name}-{offset}-{count}"[:128]
-            response = client.post(
-                "/v1/records/bulk",
-                content=body,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": "application/x-ndjson",
-                    "Idempotency-Key": key,
-                },
-            )
-            if response.status_code == 401:
-                token = fetch_token(client, client_id, secret)
-                response = client.post(
-                    "/v1/records/bulk",
-                    content=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/x-ndjson",
-                        "Idempotency-Key": key,
-                    },
-                )
-            if response.status_code != 200:
-                raise RuntimeError(
-                    f"bulk upload refused at line {offset + 1} ({response.status_code}): "
-                    f"{response.text[:500]}"
-                )
+            try:
+                report = uploader.send(body, chunk_key(run_id, offset, body))
+            except ImportRefused as exc:
+                summary.retries = uploader.retried
+                summary.seconds = time.perf_counter() - started
+                summary.stop(offset + 1, str(exc))
+                raise ImportStopped(f"stopped at line {offset + 1}: {exc}", summary) from exc
             summary.lines += count
-            summary.add(response.json(), offset)
+            summary.add(report, offset)
             if progress is not None:
                 progress(count)
+    summary.retries = uploader.retried
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@dataclass(frozen=True)
+class LocalImporter(SystemPrincipal):
+    """Who loads records straight into the node's database: the operator's login name goes into
+    every audit entry of the import, beside the fixed client id `local-import`."""
+
+    os_user: str = ""
+
+    def actor(self) -> Actor:
+        return Actor(user_id=f"os:{self.os_user}", client_id=self.client_id, force=self.force)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()[:100]
+    except (KeyError, OSError):  # no name for this uid (e.g. in a bare container)
+        return "unknown"
+
+
+async def _lines_of(body: bytes) -> AsyncIterator[bytes]:
+    for line in body.split(b"\n")[:-1]:  # chunks() ends every line with a newline
+        yield line
+
+
+async def import_local(
+    path: Path,
+    *,
+    settings: Settings,
+    lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
+    progress: Callable[[int], object] | None = None,
+) -> ImportSummary:
+    """Load the file straight into this machine's node (its database, keys and audit log, as
+    `settings` name them), through the same bulk-load code as the sync API. Each chunk commits
+    on its own; raises ImportStopped (with the partial summary) when one cannot be stored."""
+    from gateway.federation.service import new_request_id
+    from gateway.node import open_node
+    from gateway.records import service
+    from gateway.records.endpoints import MAX_BULK_LINES
+
+    summary = ImportSummary()
+    started = time.perf_counter()
+    node = await open_node(settings)
+    principal = LocalImporter(
+        client_id=LOCAL_CLIENT_ID,
+        force=settings.force_code,
+        scopes=frozenset({"records:write"}),
+        os_user=_os_user(),
+    )
+    try:
+        for offset, body, count in chunks(path, lines_per_chunk):
+            try:
+                async with node.db.sessions() as session:
+                    report = await service.bulk_load(
+                        session=session,
+                        keys=node.keys,
+                        audit=node.audit,
+                        principal=principal,
+                        lines=_lines_of(body),
+                        atomic=False,
+                        max_lines=MAX_BULK_LINES,
+                        max_line_bytes=settings.max_ndjson_line_bytes,
+                        request_id=new_request_id(),
+                        workers=node.bulk_workers,
+                    )
+                    await session.commit()
+            except Exception as exc:
+                # What earlier chunks stored is committed; this one stored at most its committed
+                # part, which a rerun reports `unchanged`.
+                summary.seconds = time.perf_counter() - started
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                summary.stop(offset + 1, reason)
+                raise ImportStopped(f"stopped at line {offset + 1}: {reason}", summary) from exc
+            summary.lines += count
+            summary.add(report.as_json(), offset)
+            if progress is not None:
+                progress(count)
+    finally:
+        await node.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def run_import_local(path: Path, **kwargs: Any) -> ImportSummary:
+    return asyncio.run(import_local(path, **kwargs))
