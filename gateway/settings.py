@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_bulk_bytes: int = Field(default=512 * 1_048_576, ge=1024)
     max_ndjson_line_bytes: int = Field(default=262_144, ge=256)
+    idempotency_key_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 366,
+        description="how long a bulk upload's Idempotency-Key replays its first answer; past "
+        "that the key is forgotten and the same key is a new upload",
+    )
     bulk_workers: int | None = Field(
         default=None,
         ge=0,

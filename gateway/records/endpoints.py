@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 import structlog
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -207,6 +207,15 @@ async def bulk(
 ) -> Any:
     digest = hashlib.sha256()
     if idempotency_key:
+        # Keys are remembered for a window only: past it, this client's old keys are forgotten
+        # (which also bounds the table, one row per keyed upload) and a key starts afresh.
+        window = timedelta(hours=node.settings.idempotency_key_hours)
+        await session.execute(
+            delete(IdempotencyRow).where(
+                col(IdempotencyRow.client_id) == principal.client_id,
+                col(IdempotencyRow.created_at) < datetime.now(UTC) - window,
+            )
+        )
         previous = (
             await session.execute(
                 select(IdempotencyRow).where(

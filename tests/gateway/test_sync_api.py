@@ -332,3 +332,39 @@ def test_kek_failure_fails_closed(node: NodeClient) -> None:
     assert "Okonkwo" not in response.text
     with pytest.raises(KekError.__mro__[1]):
         kek.unwrap(WrappedKey(kek_version="v1", blob=b"x" * 60))
+
+
+def _age_idempotency_keys(node: NodeClient, hours: int) -> None:
+    """Move every stored key's time back, as if it had been sent `hours` ago."""
+    sql = f"UPDATE idempotency_keys SET created_at = created_at - INTERVAL '{hours} hours'"
+    if is_postgres(node):
+        url = node.settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+        return
+    with sqlite3.connect(node.settings.data_dir / "node.db") as conn:
+        conn.execute(
+            "UPDATE idempotency_keys SET created_at = "
+            f"strftime('%Y-%m-%d %H:%M:%f000', created_at, '-{hours} hours')"
+        )
+
+
+def test_bulk_idempotency_keys_are_forgotten_after_their_window(any_node: NodeClient) -> None:
+    node = any_node
+    headers = {
+        **node.auth(),
+        "Content-Type": "application/x-ndjson",
+        "Idempotency-Key": "nightly-0001",
+    }
+    first = node.http.post("/v1/records/bulk", content=ndjson([person("p-1")]), headers=headers)
+    assert first.json()["created"] == 1
+    _age_idempotency_keys(node, 23)  # still within the 24-hour window: replayed
+    again = node.http.post("/v1/records/bulk", content=ndjson([person("p-1")]), headers=headers)
+    assert again.headers.get("idempotent-replayed") == "true"
+    _age_idempotency_keys(node, 2)  # now 25 hours old: forgotten, its stored answer deleted
+    assert raw_rows(node, "SELECT count(*) FROM idempotency_keys") == [(1,)]
+    body = ndjson([person("p-1"), person("p-2")])
+    fresh = node.http.post("/v1/records/bulk", content=body, headers=headers)
+    assert fresh.status_code == 200 and "idempotent-replayed" not in fresh.headers
+    assert (fresh.json()["created"], fresh.json()["unchanged"]) == (1, 1)
+    assert raw_rows(node, "SELECT count(*) FROM idempotency_keys") == [(1,)]
