@@ -34,13 +34,15 @@ from bench.node_process import (
 from gateway.db import Database
 from gateway.keys.local import LocalKeyFileProvider
 from gateway.records import repository
+from gateway.records.importer import DEFAULT_LINES_PER_CHUNK
 from gateway.records.index_versions import load_node_keys
 from gateway.synth import iter_force_records
 from schemas import IndexKind, parse_record, walk_fields
 
 FORCE = "05"
 SEED = 7
-CHUNK_LINES = 2000
+# Lines per bulk request: what `gateway import` sends by default.
+CHUNK_LINES = DEFAULT_LINES_PER_CHUNK
 PHONE_KINDS = frozenset({"phone", "county_line"})  # the record kinds that carry phone numbers
 LOOKUPS = 300
 

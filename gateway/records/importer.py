@@ -33,9 +33,14 @@ from gateway.identity.principals import SystemPrincipal
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
-# Lines per bulk request. Larger requests keep the node's worker processes busier (each request
-# fills and drains the pipeline once); the node accepts up to 200,000 lines per request.
-DEFAULT_LINES_PER_CHUNK = 2000
+# Lines per bulk request. Each request fills and drains the node's pipeline once (workers
+# validating and encrypting while the node stores the chunk before), so larger requests keep
+# both busier: on a 2-core machine 10,000 lines gave about 15% more records a second than
+# 2,000. The node accepts up to 200,000 lines and 512 MiB per request.
+DEFAULT_LINES_PER_CHUNK = 10_000
+# A request is cut earlier when its lines reach this size, so memory stays bounded whatever
+# the records' size (10,000 typical records are about 7 MB).
+MAX_CHUNK_BYTES = 32 * 1024 * 1024
 # Statuses after which the same chunk is sent again: the node is busy, restarting or out of
 # reach for a moment; 409 is the same key still being processed by an earlier attempt.
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
@@ -105,17 +110,23 @@ class ImportSummary:
         path.write_text(json.dumps(body, indent=2), encoding="utf-8")
 
 
-def chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes, int]]:
-    """(offset of the chunk's first line, chunk bytes, number of lines) for the file."""
+def chunks(
+    path: Path, lines_per_chunk: int, max_bytes: int = MAX_CHUNK_BYTES
+) -> Iterator[tuple[int, bytes, int]]:
+    """(offset of the chunk's first line, chunk bytes, number of lines) for the file: at most
+    `lines_per_chunk` lines, and no more lines once `max_bytes` is reached."""
     buffer: list[bytes] = []
+    size = 0
     offset = 0
     with path.open("rb") as fh:
         for line in fh:
             buffer.append(line if line.endswith(b"\n") else line + b"\n")
-            if len(buffer) >= lines_per_chunk:
+            size += len(buffer[-1])
+            if len(buffer) >= lines_per_chunk or size >= max_bytes:
                 yield offset, b"".join(buffer), len(buffer)
                 offset += len(buffer)
                 buffer = []
+                size = 0
     if buffer:
         yield offset, b"".join(buffer), len(buffer)
 

@@ -22,6 +22,7 @@ from gateway.node_offline import verify_local_log
 from gateway.records.importer import (
     LOCAL_CLIENT_ID,
     ImportStopped,
+    chunks,
     import_over_http,
     run_import_local,
 )
@@ -325,3 +326,12 @@ def test_gateway_import_local_beside_a_serving_node(
         )
     assert by_client == {LOCAL_CLIENT_ID: 1200, client_id: 1200}
     assert verify_local_log(node_settings).ok
+
+
+def test_chunks_are_cut_by_lines_or_bytes_whichever_comes_first(tmp_path: Path) -> None:
+    path = tmp_path / "f.ndjson"
+    path.write_bytes(b"a" * 99 + b"\n" + b"b" * 9 + b"\n" + b"c" * 9 + b"\n" + b"d" * 9)
+    assert [(o, n) for o, _, n in chunks(path, 2, max_bytes=100)] == [(0, 1), (1, 2), (3, 1)]
+    assert [(o, n) for o, _, n in chunks(path, 10)] == [(0, 4)]
+    # The last line gains the newline it lacked; nothing else changes.
+    assert b"".join(body for _, body, _ in chunks(path, 3)) == path.read_bytes() + b"\n"
