@@ -55,6 +55,7 @@ from gateway.federation.witness import (
 from gateway.identity.principals import AnalystPrincipal
 from gateway.node import Node
 from gateway.ops.metrics import metrics_of
+from gateway.search import service as local_search
 from gateway.search.service import (
     LocalAnswer,
     SearchTerms,
@@ -163,7 +164,15 @@ async def _disclose_and_receipt(
     sealed: dict[str, Any],
     fingerprint: str,
 ) -> ReceiptOut:
-    """Append the disclosure entry (raises AuditUnavailable: then nothing is answered)."""
+    """Append the disclosure entry (raises AuditUnavailable: then nothing is answered).
+
+    A search cut at the candidate cap is evidence too (the flag tells the asker this force holds
+    more records with those identifiers than the cap, even when policy hides them all): the
+    sealed payload then holds the cap as `candidates_truncated`. Not in `decision`, whose
+    "outcome:count" parts are read as record counts."""
+    if answer.truncated:
+        # Read at call time, from the module: the cap this search ran under.
+        sealed = {**sealed, "candidates_truncated": local_search.MAX_CANDIDATES}
     receipt = await node.audit.record(
         S62Operation.DISCLOSE,
         actor=_actor(principal),
