@@ -557,8 +557,10 @@ async def federated_search(
                 )
             )
     metrics_of(node).federation_results(results, own=own, operation="search")
-    # 3. The completion entry holds every receipt and what the own force disclosed; the
-    #    analyst sees nothing unless it is durable.
+    # 3. The completion entry holds every receipt and what the own force disclosed, and (sealed,
+    #    like the terms) which forces answered truncated; the analyst sees nothing unless it is
+    #    durable.
+    truncated_forces = sorted({r.force for r in results if r.truncated})
     await _record_for_analyst(
         node,
         SecurityEvent.SEARCH_COMPLETED,
@@ -572,6 +574,7 @@ async def federated_search(
         records=own_answer.matched if own_answer else (),
         fields_withheld=own_answer.fields_withheld if own_answer else (),
         receipts=receipts,
+        sealed={"truncated_forces": truncated_forces} if truncated_forces else None,
     )
     results.sort(key=lambda r: r.force)
     groups = group_records(results) if request.mode == "records" else []

@@ -184,12 +184,13 @@ async def last_unsealed(fed: Federation, force: str, kind: Any) -> tuple[Any, An
     return entry, response.json()["sealed_payload"]
 
 
-def test_a_truncated_answer_is_recorded_sealed_in_the_disclosure_entry(
+def test_a_truncated_answer_is_recorded_sealed_on_both_sides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flag discloses something (this force holds more records with these identifiers than
-    the cap), so it is evidence: the answering force's disclosure entry seals the cap. Entries
-    of answers that were not cut do not."""
+    the cap), so it is evidence: the answering force's disclosure entry seals the cap, and the
+    asking force's completion entry seals which forces answered truncated. Entries of answers
+    that were not cut carry neither."""
     monkeypatch.setattr(search_service, "MAX_CANDIDATES", 3)
     settings = three(tmp_path)
 
@@ -214,6 +215,9 @@ def test_a_truncated_answer_is_recorded_sealed_in_the_disclosure_entry(
             whole, whole_sealed = await last_unsealed(fed, "01", S62Operation.DISCLOSE)
             assert whole.recipient_force == "05"
             assert "candidates_truncated" not in whole_sealed
+            done, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done_sealed == {"truncated_forces": ["05", "20"]}
+            assert "truncated" not in (done.decision or "")
 
             # Only the partner is cut.
             assert await search(name="Smith", dob="1970-01-01") == {
@@ -223,12 +227,16 @@ def test_a_truncated_answer_is_recorded_sealed_in_the_disclosure_entry(
             }
             _, cut_sealed = await last_unsealed(fed, "20", S62Operation.DISCLOSE)
             assert cut_sealed["candidates_truncated"] == 3
+            _, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done_sealed == {"truncated_forces": ["20"]}
 
-            # Nobody is cut: no trace of the flag.
+            # Nobody is cut: no trace of the flag on either side.
             assert await search(name="Jon Doe") == {"01": False, "05": False, "20": False}
             for partner in ("20", "01"):
                 _, sealed = await last_unsealed(fed, partner, S62Operation.DISCLOSE)
                 assert set(sealed) == {"terms", "justification"}
+            done, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done.sealed is None and done_sealed is None
 
     anyio.run(run)
 
