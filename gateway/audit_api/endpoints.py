@@ -43,7 +43,11 @@ class AuditEntryView(BaseModel):
     leaf_hash: str
     entry: dict[str, Any]
     sealed_payload: dict[str, Any] | str | None = Field(
-        default=None, description="Search terms and justification, unsealed for the auditor"
+        default=None,
+        description=(
+            "The entry's sealed payload (search terms, justification, truncation), unsealed for"
+            " the auditor"
+        ),
     )
 
 

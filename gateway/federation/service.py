@@ -55,6 +55,7 @@ from gateway.federation.witness import (
 from gateway.identity.principals import AnalystPrincipal
 from gateway.node import Node
 from gateway.ops.metrics import metrics_of
+from gateway.search import service as local_search
 from gateway.search.service import (
     LocalAnswer,
     SearchTerms,
@@ -163,7 +164,15 @@ async def _disclose_and_receipt(
     sealed: dict[str, Any],
     fingerprint: str,
 ) -> ReceiptOut:
-    """Append the disclosure entry (raises AuditUnavailable: then nothing is answered)."""
+    """Append the disclosure entry (raises AuditUnavailable: then nothing is answered).
+
+    A search cut at the candidate cap is evidence too (the flag tells the asker this force holds
+    more records with those identifiers than the cap, even when policy hides them all): the
+    sealed payload then holds the cap as `candidates_truncated`. Not in `decision`, whose
+    "outcome:count" parts are read as record counts."""
+    if answer.truncated:
+        # Read at call time, from the module: the cap this search ran under.
+        sealed = {**sealed, "candidates_truncated": local_search.MAX_CANDIDATES}
     receipt = await node.audit.record(
         S62Operation.DISCLOSE,
         actor=_actor(principal),
@@ -548,8 +557,10 @@ async def federated_search(
                 )
             )
     metrics_of(node).federation_results(results, own=own, operation="search")
-    # 3. The completion entry holds every receipt and what the own force disclosed; the
-    #    analyst sees nothing unless it is durable.
+    # 3. The completion entry holds every receipt and what the own force disclosed, and (sealed,
+    #    like the terms) which forces answered truncated; the analyst sees nothing unless it is
+    #    durable.
+    truncated_forces = sorted({r.force for r in results if r.truncated})
     await _record_for_analyst(
         node,
         SecurityEvent.SEARCH_COMPLETED,
@@ -563,6 +574,7 @@ async def federated_search(
         records=own_answer.matched if own_answer else (),
         fields_withheld=own_answer.fields_withheld if own_answer else (),
         receipts=receipts,
+        sealed={"truncated_forces": truncated_forces} if truncated_forces else None,
     )
     results.sort(key=lambda r: r.force)
     groups = group_records(results) if request.mode == "records" else []

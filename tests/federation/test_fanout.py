@@ -135,6 +135,10 @@ async def truncations(fed: Federation, force: str) -> float:
     )
 
 
+def smiths(force: str, count: int, dob: str) -> list[dict[str, Any]]:
+    return [person(force, f"p-{force}-{n}", f"Given{n}", "Smith", dob) for n in range(count)]
+
+
 def test_a_search_cut_at_the_candidate_cap_is_flagged_for_that_force_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,9 +147,6 @@ def test_a_search_cut_at_the_candidate_cap_is_flagged_for_that_force_only(
     own, and a partner's reaches the analyst from its signed answer."""
     monkeypatch.setattr(search_service, "MAX_CANDIDATES", 3)
     settings = three(tmp_path)
-
-    def smiths(force: str, count: int, dob: str) -> list[dict[str, Any]]:
-        return [person(force, f"p-{force}-{n}", f"Given{n}", "Smith", dob) for n in range(count)]
 
     async def run() -> None:
         async with running_federation(settings) as fed:
@@ -166,6 +167,76 @@ def test_a_search_cut_at_the_candidate_cap_is_flagged_for_that_force_only(
             both = await flags(name="Smith", dob="1970-01-01")
             assert both == {"01": False, "05": False, "20": True}
             assert [await truncations(fed, f) for f in ("05", "20", "01")] == [1, 2, 0]
+
+    anyio.run(run)
+
+
+async def last_unsealed(fed: Federation, force: str, kind: Any) -> tuple[Any, Any]:
+    """The force's latest entry of this kind, and its sealed payload as the force's auditors
+    read it (`GET /v1/audit/entries/{index}`)."""
+    running = fed.nodes[force]
+    index, entry = [(i, e) for i, e in enumerate(entries(fed, force)) if e.kind == kind][-1]
+    token = running.settings.auditor_token.get_secret_value()
+    response = await running.http.get(
+        f"/v1/audit/entries/{index}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    return entry, response.json()["sealed_payload"]
+
+
+def test_a_truncated_answer_is_recorded_sealed_on_both_sides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flag discloses something (this force holds more records with these identifiers than
+    the cap), so it is evidence: the answering force's disclosure entry seals the cap, and the
+    asking force's completion entry seals which forces answered truncated. Entries of answers
+    that were not cut carry neither."""
+    monkeypatch.setattr(search_service, "MAX_CANDIDATES", 3)
+    settings = three(tmp_path)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            doe = person("20", "p-20-doe", "Jon", "Doe", "1990-04-01")
+            await fed.nodes["20"].load([*smiths("20", 5, "1970-01-01"), doe])
+            await fed.nodes["05"].load(smiths("05", 4, "1975-05-05"))
+            await fed.nodes["01"].load(smiths("01", 1, "1970-01-01"))
+
+            async def search(**terms: str) -> dict[str, bool]:
+                response = await fed.nodes["05"].search(mode="hits", **terms)
+                assert response.status_code == 200, response.text
+                return {f: r["truncated"] for f, r in by_force(response.json()).items()}
+
+            # The own force and partner 20 are cut.
+            assert await search(name="Smith") == {"01": False, "05": True, "20": True}
+            cut, cut_sealed = await last_unsealed(fed, "20", S62Operation.DISCLOSE)
+            assert cut_sealed["candidates_truncated"] == 3
+            assert cut_sealed["terms"] == {"name": "Smith"}
+            assert "truncated" not in (cut.decision or "")
+            whole, whole_sealed = await last_unsealed(fed, "01", S62Operation.DISCLOSE)
+            assert whole.recipient_force == "05"
+            assert "candidates_truncated" not in whole_sealed
+            done, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done_sealed == {"truncated_forces": ["05", "20"]}
+            assert "truncated" not in (done.decision or "")
+
+            # Only the partner is cut.
+            assert await search(name="Smith", dob="1970-01-01") == {
+                "01": False,
+                "05": False,
+                "20": True,
+            }
+            _, cut_sealed = await last_unsealed(fed, "20", S62Operation.DISCLOSE)
+            assert cut_sealed["candidates_truncated"] == 3
+            _, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done_sealed == {"truncated_forces": ["20"]}
+
+            # Nobody is cut: no trace of the flag on either side.
+            assert await search(name="Jon Doe") == {"01": False, "05": False, "20": False}
+            for partner in ("20", "01"):
+                _, sealed = await last_unsealed(fed, partner, S62Operation.DISCLOSE)
+                assert set(sealed) == {"terms", "justification"}
+            done, done_sealed = await last_unsealed(fed, "05", SecurityEvent.SEARCH_COMPLETED)
+            assert done.sealed is None and done_sealed is None
 
     anyio.run(run)
 
