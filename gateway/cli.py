@@ -375,7 +375,12 @@ def import_command(
     straight into this machine's node. Exit status 1 when a line was rejected or the import
     stopped; the report file says which lines, and where it stopped."""
     from gateway.node import NodeStartupError
-    from gateway.records.importer import ImportStopped, import_over_http, run_import_local
+    from gateway.records.importer import (
+        ImportStopped,
+        ImportSummary,
+        import_over_http,
+        run_import_local,
+    )
 
     if not local and (not client_id or not client_secret):
         raise typer.BadParameter(
@@ -396,16 +401,18 @@ def import_command(
         console=console,
     ) as progress:
         task = progress.add_task("importing", total=total)
+        summary = ImportSummary()  # filled chunk by chunk, so a stop keeps what was done
         try:
             if settings is not None:
-                summary = run_import_local(
+                run_import_local(
                     file,
                     settings=settings,
                     lines_per_chunk=chunk,
                     progress=lambda n: progress.advance(task, n),
+                    summary=summary,
                 )
             else:
-                summary = import_over_http(
+                import_over_http(
                     file,
                     url=url,
                     client_id=client_id,
@@ -413,9 +420,12 @@ def import_command(
                     lines_per_chunk=chunk,
                     retries=retries,
                     progress=lambda n: progress.advance(task, n),
+                    summary=summary,
                 )
-        except ImportStopped as exc:
-            summary = exc.summary
+        except ImportStopped:
+            pass  # the summary says where and why
+        except KeyboardInterrupt:
+            summary.stop(summary.lines + 1, "interrupted")
         except NodeStartupError as exc:  # --local: the node's files cannot be used
             console.print(f"[red]cannot open the node:[/] {exc}")
             raise typer.Exit(2) from exc
@@ -440,6 +450,12 @@ def import_command(
     if summary.retries:
         console.print(f"{summary.retries} chunk(s) were sent again after a failure.")
     console.print(f"report: {report}")
+    if summary.stop_reason == "interrupted":
+        console.print(
+            f"[yellow]import interrupted before line {summary.stopped_at_line}.[/] Run the "
+            "same command again to finish: records already stored are reported unchanged."
+        )
+        raise typer.Exit(130)
     if not summary.complete:
         console.print(
             f"[red]import stopped at line {summary.stopped_at_line}:[/] {summary.stop_reason}\n"

@@ -142,14 +142,26 @@ class ImportRefused(RuntimeError):
 
 
 def fetch_token(client: httpx.Client, client_id: str, secret: str) -> str:
-    response = client.post(
+    """A records:write token for the client (raises ImportRefused when refused)."""
+    response = _token_response(client, client_id, secret)
+    if response.status_code != 200:
+        raise ImportRefused(f"token refused ({response.status_code}): {response.text[:300]}")
+    return _token_of(response)
+
+
+def _token_response(client: httpx.Client, client_id: str, secret: str) -> httpx.Response:
+    return client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "records:write"},
         auth=(client_id, secret),
     )
-    if response.status_code != 200:
-        raise ImportRefused(f"token refused ({response.status_code}): {response.text[:300]}")
-    return str(response.json()["access_token"])
+
+
+def _token_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["access_token"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ImportRefused("the token endpoint's answer holds no access token") from exc
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -179,36 +191,48 @@ class _Uploader:
         self.token: str | None = None
         self.retried = 0
 
+    def _attempt(self, body: bytes, key: str) -> httpx.Response:
+        """One try: a token if there is none, then the upload. Either answer may be a failure."""
+        if self.token is None:
+            answer = _token_response(self.client, self.client_id, self.secret)
+            if answer.status_code != 200:
+                return answer
+            self.token = _token_of(answer)
+        return self.client.post(
+            "/v1/records/bulk",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/x-ndjson",
+                "Idempotency-Key": key,
+            },
+        )
+
     def send(self, body: bytes, key: str) -> dict[str, Any]:
-        """The node's report for one chunk. Raises ImportRefused, or ImportStopped's cause."""
+        """The node's report for one chunk. Raises ImportRefused when it cannot be had."""
         attempt = 0
-        refreshed = False
+        renewed = False
         while True:
             wait: float | None = None
             try:
-                if self.token is None:
-                    self.token = fetch_token(self.client, self.client_id, self.secret)
-                response = self.client.post(
-                    "/v1/records/bulk",
-                    content=body,
-                    headers={
-                        "Authorization": f"Bearer {self.token}",
-                        "Content-Type": "application/x-ndjson",
-                        "Idempotency-Key": key,
-                    },
-                )
+                response = self._attempt(body, key)
             except httpx.TransportError as exc:
                 failure = f"the node could not be reached ({type(exc).__name__})"
             else:
-                if response.status_code == 200:
-                    report: dict[str, Any] = response.json()
+                if response.status_code == 200 and response.url.path.endswith("/bulk"):
+                    try:
+                        report: dict[str, Any] = response.json()
+                    except ValueError as exc:
+                        raise ImportRefused("the node's answer is not JSON") from exc
                     return report
-                if response.status_code == 401 and not refreshed:
+                is_token = response.url.path.endswith("/oauth/token")
+                if response.status_code == 401 and not is_token and not renewed:
                     # Tokens are short-lived: a long import outlives one.
                     self.token = None
-                    refreshed = True
+                    renewed = True
                     continue
-                failure = f"the node answered {response.status_code}: {response.text[:300]}"
+                what = "token refused" if is_token else "the node answered"
+                failure = f"{what} ({response.status_code}): {response.text[:300]}"
                 if response.status_code not in RETRY_STATUSES:
                     raise ImportRefused(failure)
                 wait = _retry_after(response)
@@ -232,30 +256,32 @@ def import_over_http(
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF_SECONDS,
     sleep: Callable[[float], object] = time.sleep,
+    summary: ImportSummary | None = None,
 ) -> ImportSummary:
     """Send the file to a running node. Raises ImportStopped (with the partial summary) when a
-    chunk cannot be stored even after `retries` resends."""
-    summary = ImportSummary()
+    chunk cannot be stored even after `retries` resends. `summary` (else a new one) is filled
+    as chunks are stored, so a caller interrupted meanwhile still has what was done."""
+    summary = summary if summary is not None else ImportSummary()
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     with httpx.Client(base_url=url, timeout=300, transport=transport) as client:
         uploader = _Uploader(
             client, client_id, secret, retries=retries, backoff=backoff, sleep=sleep
         )
-        for offset, body, count in chunks(path, lines_per_chunk):
-            try:
-                report = uploader.send(body, chunk_key(run_id, offset, body))
-            except ImportRefused as exc:
-                summary.retries = uploader.retried
-                summary.seconds = time.perf_counter() - started
-                summary.stop(offset + 1, str(exc))
-                raise ImportStopped(f"stopped at line {offset + 1}: {exc}", summary) from exc
-            summary.lines += count
-            summary.add(report, offset)
-            if progress is not None:
-                progress(count)
-    summary.retries = uploader.retried
-    summary.seconds = time.perf_counter() - started
+        try:
+            for offset, body, count in chunks(path, lines_per_chunk):
+                try:
+                    report = uploader.send(body, chunk_key(run_id, offset, body))
+                except ImportRefused as exc:
+                    summary.stop(offset + 1, str(exc))
+                    raise ImportStopped(f"stopped at line {offset + 1}: {exc}", summary) from exc
+                summary.lines += count
+                summary.add(report, offset)
+                if progress is not None:
+                    progress(count)
+        finally:
+            summary.retries = uploader.retried
+            summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -288,6 +314,7 @@ async def import_local(
     settings: Settings,
     lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
     progress: Callable[[int], object] | None = None,
+    summary: ImportSummary | None = None,
 ) -> ImportSummary:
     """Load the file straight into this machine's node (its database, keys and audit log, as
     `settings` name them), through the same bulk-load code as the sync API. Each chunk commits
@@ -297,7 +324,7 @@ async def import_local(
     from gateway.records import service
     from gateway.records.endpoints import MAX_BULK_LINES
 
-    summary = ImportSummary()
+    summary = summary if summary is not None else ImportSummary()
     started = time.perf_counter()
     node = await open_node(settings)
     principal = LocalImporter(
@@ -326,7 +353,6 @@ async def import_local(
             except Exception as exc:
                 # What earlier chunks stored is committed; this one stored at most its committed
                 # part, which a rerun reports `unchanged`.
-                summary.seconds = time.perf_counter() - started
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 summary.stop(offset + 1, reason)
                 raise ImportStopped(f"stopped at line {offset + 1}: {reason}", summary) from exc
@@ -335,8 +361,8 @@ async def import_local(
             if progress is not None:
                 progress(count)
     finally:
+        summary.seconds = time.perf_counter() - started
         await node.close()
-    summary.seconds = time.perf_counter() - started
     return summary
 
 

@@ -14,14 +14,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from audit.entry import decode_entry
+from gateway import cli
 from gateway.app import create_app
 from gateway.node import open_audit_store
 from gateway.node_offline import verify_local_log
 from gateway.records.importer import (
     LOCAL_CLIENT_ID,
     ImportStopped,
+    ImportSummary,
     chunks,
     import_over_http,
     run_import_local,
@@ -48,12 +51,24 @@ def write_ndjson(path: Path, items: list[Any]) -> Path:
 class FlakyTransport(httpx.BaseTransport):
     """Passes requests to the node, but fails chosen bulk uploads in chosen ways first."""
 
-    def __init__(self, inner: httpx.BaseTransport, failures: list[str]) -> None:
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        failures: list[str],
+        token_failures: tuple[str, ...] = (),
+    ) -> None:
         self.inner = inner
         self.failures = list(failures)  # per bulk request, in order: "ok", "503", "drop-after"...
+        self.token_failures = list(token_failures)  # per token request: "ok" or "503"
         self.bulk_keys: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if (
+            request.url.path == "/oauth/token"
+            and self.token_failures
+            and self.token_failures.pop(0) == "503"
+        ):
+            return httpx.Response(503, json={"title": "starting"})
         if request.url.path != "/v1/records/bulk":
             return self.inner.handle_request(request)
         self.bulk_keys.append(request.headers["Idempotency-Key"])
@@ -64,6 +79,8 @@ class FlakyTransport(httpx.BaseTransport):
             return httpx.Response(503, headers={"Retry-After": "7"}, json={"title": "busy"})
         if plan == "401":
             return httpx.Response(401, json={"title": "token expired"})
+        if plan == "garbage":
+            return httpx.Response(200, content=b"<html>proxy error</html>")
         response = self.inner.handle_request(request)
         if plan == "drop-after":
             # The node stored the chunk, but its answer never arrived.
@@ -191,6 +208,54 @@ def test_a_refusal_that_resending_cannot_mend_stops_at_once(
         )
     assert "token refused (401)" in str(stopped.value) and waits == []
     assert stopped.value.summary.stopped_at_line == 1
+
+
+def test_a_token_endpoint_that_is_not_ready_is_waited_for(node: NodeClient, tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "f.ndjson", [person("P-1")])
+    flaky = FlakyTransport(node.http._transport, [], token_failures=("503", "ok"))
+    summary, waits = _import(node, path, transport=flaky)
+    assert summary.complete and summary.created == 1 and waits == [1.0]
+
+
+def test_an_answer_that_is_not_json_stops_the_import(node: NodeClient, tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "f.ndjson", [person("P-1"), person("P-2")])
+    flaky = FlakyTransport(node.http._transport, ["ok", "garbage"])
+    with pytest.raises(ImportStopped, match="not JSON") as stopped:
+        _import(node, path, transport=flaky, lines_per_chunk=1)
+    assert stopped.value.summary.stopped_at_line == 2 and stopped.value.summary.created == 1
+
+
+def test_an_interrupted_import_keeps_what_it_did(
+    node: NodeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between chunks: the summary passed in holds the chunks stored so far, and the
+    command writes it as a report that says where it stopped (exit status 130)."""
+    path = write_ndjson(tmp_path / "f.ndjson", [person(f"P-{i}") for i in range(4)])
+    summary = ImportSummary()
+
+    def interrupt(_count: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _import(node, path, lines_per_chunk=2, progress=interrupt, summary=summary)
+    assert (summary.lines, summary.created) == (2, 2) and summary.seconds > 0
+
+    def interrupted_import(*_args: Any, summary: ImportSummary, **_kwargs: Any) -> None:
+        summary.lines, summary.accepted, summary.created = 2, 2, 2
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gateway.records.importer.import_over_http", interrupted_import)
+    result = CliRunner().invoke(
+        cli.app, ["import", str(path), "--client-id", "c", "--client-secret", "s"]
+    )
+    assert result.exit_code == 130, result.output
+    report = json.loads((tmp_path / "f.ndjson.report.json").read_text())
+    assert (report["complete"], report["stopped_at_line"], report["stop_reason"]) == (
+        False,
+        3,
+        "interrupted",
+    )
+    assert report["created"] == 2
 
 
 def _audit_entries(settings: Settings) -> list[Any]:
