@@ -18,10 +18,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, make_url
+from structlog.testing import capture_logs
 
 from audit.checkpoint import Checkpoint
 from gateway.federation import witness
 from gateway.federation.members import log_origin
+from gateway.federation.runtime import federation_round
 from gateway.federation.tables import (
     CosignatureRow,
     ForkEvidenceRow,
@@ -279,6 +281,62 @@ def test_a_forgotten_size_can_be_stored_again(
             assert await forks(node) == []
             # Stored again, the size is compared again.
             assert await note_seen_checkpoints(node, [_checkpoint("20", 2, 2)]) == {"20"}
+
+    anyio.run(run)
+
+
+def test_the_federation_round_prunes_with_the_nodes_setting_and_survives_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _one_node(tmp_path, "sqlite", None, seen_checkpoint_retention_days=30)
+
+    async def run() -> None:
+        async with running_federation([settings]) as fed:
+            running = fed.nodes["05"]
+            node = running.node
+            now = datetime.now(UTC)
+            seen = [_checkpoint("20", 1, 1), _checkpoint("20", 2, 2), _checkpoint("20", 3, 3)]
+            assert await note_seen_checkpoints(node, seen) == set()
+            await _age(node, now, 40, ("20", 1))  # past 30 days
+            await _age(node, now, 20, ("20", 2))  # within them
+            with capture_logs() as logs:
+                await federation_round(running.app)
+                await federation_round(running.app)  # nothing left to prune: not logged
+            pruned = [e for e in logs if e["event"] == "federation.seen_checkpoints_pruned"]
+            assert pruned == [
+                {"event": "federation.seen_checkpoints_pruned", "log_level": "info", "count": 1}
+            ]
+            assert [(f, s) for f, s, _ in _seen_rows(node)] == [("20", 2), ("20", 3)]
+
+            # A failing collection does not stop the prune; a failing prune does not escape.
+            async def broken_collection(*_args: Any) -> None:
+                raise RuntimeError("partner detail that must not be logged")
+
+            monkeypatch.setattr(witness, "collect_cosignatures", broken_collection)
+            await _age(node, now, 40, ("20", 2))
+            with capture_logs() as logs:
+                await federation_round(running.app)
+            assert [(f, s) for f, s, _ in _seen_rows(node)] == [("20", 3)]
+            events = [e["event"] for e in logs]
+            assert events == [
+                "federation.cosign_round_failed",
+                "federation.seen_checkpoints_pruned",
+            ]
+
+            async def broken_prune(*_args: Any, **_kwargs: Any) -> int:
+                raise RuntimeError("database detail that must not be logged")
+
+            monkeypatch.setattr(witness, "prune_seen_checkpoints", broken_prune)
+            with capture_logs() as logs:
+                await federation_round(running.app)
+            failed = [e for e in logs if e["event"] == "federation.seen_checkpoints_prune_failed"]
+            assert failed == [
+                {
+                    "event": "federation.seen_checkpoints_prune_failed",
+                    "log_level": "warning",
+                    "error_type": "RuntimeError",
+                }
+            ]
 
     anyio.run(run)
 
