@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     partner_deadline_seconds: float = Field(default=2.0, gt=0, le=60)
     # A partner's answer larger than this is refused (status "error") before it is all read.
     max_partner_answer_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    seen_checkpoint_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="how long partner checkpoints seen in receipts are remembered for fork "
+        "detection (from when each was first seen); each partner's newest one is always kept",
+    )
 
     # --- operations (gateway/ops: metrics, rate limits, shutdown, secrets as files) ------------
     rate_limit_enabled: bool = True

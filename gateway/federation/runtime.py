@@ -1,7 +1,8 @@
 """The federation's per-process state and background work, attached to the FastAPI app.
 
 `start_federation_tasks(app)` (called by the lifespan after the node is open) creates the
-partner client, the replay cache and the periodic cosignature collection;
+partner client, the replay cache and the periodic round of cosignature collection and pruning of
+seen partner checkpoints (`federation_round`);
 `stop_federation_tasks(app)` ends them. Endpoints reach the state through `get_federation`, which
 creates it on first use if the lifespan did not (no background tasks then).
 """
@@ -54,23 +55,35 @@ async def get_federation(request: Request) -> FederationRuntime:
     return ensure_federation(request.app)
 
 
-async def _collect_forever(app: FastAPI, interval: float) -> None:
-    from gateway.federation.witness import collect_cosignatures
+async def federation_round(app: FastAPI) -> None:
+    """One round of the background work: ask partners to cosign this node's latest checkpoint,
+    then forget seen partner checkpoints past their retention (`prune_seen_checkpoints`). Either
+    failing is logged by error type and leaves the other, and the loop, running."""
+    from gateway.federation.witness import collect_cosignatures, prune_seen_checkpoints
 
+    # asyncio.CancelledError is not an Exception: cancelling the task still ends the loop.
+    try:
+        node = _node_of(app)
+        results = await collect_cosignatures(node, ensure_federation(app).client)
+        for result in results:
+            if result.error:
+                log.warning(
+                    "federation.cosignature_missing", witness=result.witness, error=result.error
+                )
+    except Exception as exc:
+        log.warning("federation.cosign_round_failed", error_type=type(exc).__name__)
+    try:
+        pruned = await prune_seen_checkpoints(_node_of(app))
+        if pruned:
+            log.info("federation.seen_checkpoints_pruned", count=pruned)
+    except Exception as exc:
+        log.warning("federation.seen_checkpoints_prune_failed", error_type=type(exc).__name__)
+
+
+async def _collect_forever(app: FastAPI, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        try:
-            node = _node_of(app)
-            results = await collect_cosignatures(node, ensure_federation(app).client)
-            for result in results:
-                if result.error:
-                    log.warning(
-                        "federation.cosignature_missing", witness=result.witness, error=result.error
-                    )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("federation.cosign_round_failed", error_type=type(exc).__name__)
+        await federation_round(app)
 
 
 async def start_federation_tasks(
@@ -79,7 +92,7 @@ async def start_federation_tasks(
     transport: httpx.AsyncBaseTransport | None = None,
     cosign_interval_seconds: float | None = DEFAULT_COSIGN_INTERVAL_SECONDS,
 ) -> FederationRuntime:
-    """Create the federation state; collect cosignatures every interval (None: never).
+    """Create the federation state; run `federation_round` every interval (None: never).
 
     Called again with a `transport` (tests joining several in-process nodes), it replaces the
     state the lifespan created, so partner calls go through that transport."""

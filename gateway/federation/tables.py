@@ -26,7 +26,9 @@ class WitnessStateRow(SQLModel, table=True):
 class SeenCheckpointRow(SQLModel, table=True):
     """A partner checkpoint this node has seen (in a receipt, a cosign request or reconcile).
 
-    One row per (force, size): a second, different root for the same size is a fork.
+    One row per (force, size): a second, different root for the same size is a fork. Rows first
+    seen longer ago than the retention period are pruned, except each force's largest size
+    (`prune_seen_checkpoints`); `seen_at` is indexed for that.
     """
 
     __tablename__ = "federation_seen_checkpoints"
@@ -35,7 +37,7 @@ class SeenCheckpointRow(SQLModel, table=True):
     size: int = Field(primary_key=True)
     root_hash: str = Field(max_length=64)
     note: str
-    seen_at: datetime
+    seen_at: datetime = Field(index=True)
 
 
 class CosignatureRow(SQLModel, table=True):

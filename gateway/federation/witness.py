@@ -15,11 +15,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -132,6 +132,56 @@ _SEEN_INSERT_POSTGRES = (
 _SEEN_AT_SIZE = select(_SEEN_TABLE.c.root_hash, _SEEN_TABLE.c.note).where(
     _SEEN_TABLE.c.force == bindparam("force"), _SEEN_TABLE.c.size == bindparam("size")
 )
+
+
+# Retention: a seen checkpoint first seen before the cutoff goes, unless it is the largest size
+# stored for its force (some larger size of the same force exists). The newest tree seen of each
+# partner is therefore never forgotten, however long ago it was seen. The index on seen_at
+# (migration 0007) finds the old rows; the primary key (force, size) answers the EXISTS.
+_SEEN_NEWER = _SEEN_TABLE.alias("newer")
+_SEEN_PRUNE = delete(_SEEN_TABLE).where(
+    _SEEN_TABLE.c.seen_at < bindparam("cutoff", type_=_SEEN_TABLE.c.seen_at.type),
+    exists()
+    .where(
+        _SEEN_NEWER.c.force == _SEEN_TABLE.c.force,
+        _SEEN_NEWER.c.size > _SEEN_TABLE.c.size,
+    )
+    .correlate(_SEEN_TABLE),
+)
+
+
+async def prune_seen_checkpoints(
+    node: Node, *, retention_days: int | None = None, now: datetime | None = None
+) -> int:
+    """Forget partner checkpoints first seen more than `retention_days` (default: the node's
+    `seen_checkpoint_retention_days`) before `now`, except each force's largest size. Returns
+    the number of rows deleted. Touches `federation_seen_checkpoints` only: witness state,
+    cosignatures and fork evidence are kept.
+
+    A partner showing another root for a size forgotten here is no longer caught by the
+    same-size comparison in `note_seen_checkpoints`; see docs/federation.md."""
+    days = (
+        node.settings.seen_checkpoint_retention_days if retention_days is None else retention_days
+    )
+    if days < 1:
+        raise ValueError("retention_days must be at least 1")
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must carry a time zone")
+    cutoff = now - timedelta(days=days)
+
+    def prune(conn: Connection) -> int:
+        deleted = conn.execute(_SEEN_PRUNE, {"cutoff": cutoff}).rowcount
+        conn.commit()
+        return int(deleted)
+
+    deleted = await node.db.run_sync(prune)
+    if deleted:
+        # The cache stands for "this (force, size, root) is stored"; some of it no longer is.
+        # Cleared so that a forgotten checkpoint seen again is stored again (and a later other
+        # root for its size caught): only one database round trip per checkpoint, once.
+        _SEEN.clear()
+    return deleted
 
 
 async def note_seen_checkpoint(node: Node, force: str, checkpoint: Checkpoint, note: str) -> None:
