@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -138,20 +138,34 @@ _SEEN_AT_SIZE = select(_SEEN_TABLE.c.root_hash, _SEEN_TABLE.c.note).where(
 # stored for its force (some larger size of the same force exists). The newest tree seen of each
 # partner is therefore never forgotten, however long ago it was seen. The index on seen_at
 # (migration 0007) finds the old rows; the primary key (force, size) answers the EXISTS.
+# Deleted in batches, each its own short transaction: a backlog of millions of rows (the first
+# prune after an upgrade) must not hold SQLite's write lock for seconds while searches wait.
+PRUNE_BATCH = 5_000
 _SEEN_NEWER = _SEEN_TABLE.alias("newer")
-_SEEN_PRUNE = delete(_SEEN_TABLE).where(
-    _SEEN_TABLE.c.seen_at < bindparam("cutoff", type_=_SEEN_TABLE.c.seen_at.type),
-    exists()
+_SEEN_PRUNABLE = (
+    select(_SEEN_TABLE.c.force, _SEEN_TABLE.c.size)
     .where(
-        _SEEN_NEWER.c.force == _SEEN_TABLE.c.force,
-        _SEEN_NEWER.c.size > _SEEN_TABLE.c.size,
+        _SEEN_TABLE.c.seen_at < bindparam("cutoff", type_=_SEEN_TABLE.c.seen_at.type),
+        exists()
+        .where(
+            _SEEN_NEWER.c.force == _SEEN_TABLE.c.force,
+            _SEEN_NEWER.c.size > _SEEN_TABLE.c.size,
+        )
+        .correlate(_SEEN_TABLE),
     )
-    .correlate(_SEEN_TABLE),
+    .limit(bindparam("batch"))
+)
+_SEEN_PRUNE = delete(_SEEN_TABLE).where(
+    tuple_(_SEEN_TABLE.c.force, _SEEN_TABLE.c.size).in_(_SEEN_PRUNABLE.scalar_subquery())
 )
 
 
 async def prune_seen_checkpoints(
-    node: Node, *, retention_days: int | None = None, now: datetime | None = None
+    node: Node,
+    *,
+    retention_days: int | None = None,
+    now: datetime | None = None,
+    batch: int = PRUNE_BATCH,
 ) -> int:
     """Forget partner checkpoints first seen more than `retention_days` (default: the node's
     `seen_checkpoint_retention_days`) before `now`, except each force's largest size. Returns
@@ -170,12 +184,18 @@ async def prune_seen_checkpoints(
         raise ValueError("now must carry a time zone")
     cutoff = now - timedelta(days=days)
 
-    def prune(conn: Connection) -> int:
-        deleted = conn.execute(_SEEN_PRUNE, {"cutoff": cutoff}).rowcount
+    def prune_batch(conn: Connection) -> int:
+        deleted = conn.execute(_SEEN_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount
         conn.commit()
         return int(deleted)
 
-    deleted = await node.db.run_sync(prune)
+    deleted = 0
+    while True:
+        # One batch per unit of database work: other writers get the lock between batches.
+        done = await node.db.run_sync(prune_batch)
+        deleted += done
+        if done < batch:
+            break
     if deleted:
         # The cache stands for "this (force, size, root) is stored"; some of it no longer is.
         # Cleared so that a forgotten checkpoint seen again is stored again (and a later other
