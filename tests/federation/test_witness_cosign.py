@@ -245,6 +245,73 @@ def test_a_larger_tree_that_does_not_extend_the_cosigned_one_is_a_fork(
     anyio.run(run)
 
 
+def test_a_proof_from_another_size_is_answered_409_with_the_size_the_witness_knows(
+    nodes: tuple[Settings, ...], key05: NodeSigningKey, history: PartnerLog
+) -> None:
+    """The witness tells the log where it stands (signed, for this request), cosigns nothing,
+    stores no fork and keeps its state."""
+    first = history.grow_to(3, "a")
+    second = history.grow_to(7, "a")
+
+    async def run() -> None:
+        async with running_federation([nodes[1]]) as fed:
+            witness = fed.nodes["20"]
+            # Never cosigned anything for 05: it knows size 0.
+            response, token = await ask(
+                witness, key05, old_size=3, proof=history.proof(3, 7), checkpoint=second
+            )
+            assert response.status_code == 409, response.text
+            assert response.json()["known_size"] == 0
+            assert "cosigned" not in response.json()
+            assert signed_by_witness(witness, response, token) == 409
+            assert await witness_state(witness) is None
+
+            response, _ = await ask(witness, key05, old_size=0, proof=[], checkpoint=first)
+            assert response.status_code == 200, response.text
+            for old_size, proof in ((0, []), (5, history.proof(5, 7))):
+                response, token = await ask(
+                    witness, key05, old_size=old_size, proof=proof, checkpoint=second
+                )
+                assert response.status_code == 409, (old_size, response.text)
+                assert response.json()["known_size"] == 3
+                assert response.json().get("fork") is not True
+                assert "cosigned" not in response.json()
+                assert signed_by_witness(witness, response, token) == 409
+            assert await witness_state(witness) == (3, root_of(first))
+            assert await forks(witness.node) == []
+
+    anyio.run(run)
+
+
+def test_a_checkpoint_older_than_the_one_cosigned_is_refused(
+    nodes: tuple[Settings, ...], key05: NodeSigningKey, history: PartnerLog
+) -> None:
+    """Once the witness has cosigned size 7, a checkpoint of size 3 of the same log is refused
+    with 409 whatever size the proof claims to start from: nothing cosigned, no fork stored, the
+    state stays at 7."""
+    older = history.grow_to(3, "a")
+    newer = history.grow_to(7, "a")
+
+    async def run() -> None:
+        async with running_federation([nodes[1]]) as fed:
+            witness = fed.nodes["20"]
+            response, _ = await ask(witness, key05, old_size=0, proof=[], checkpoint=newer)
+            assert response.status_code == 200, response.text
+            for old_size in (7, 0):
+                response, _ = await ask(
+                    witness, key05, old_size=old_size, proof=[], checkpoint=older
+                )
+                assert response.status_code == 409, (old_size, response.text)
+                assert response.json()["known_size"] == 7
+                assert "older" in response.json()["detail"]
+                assert response.json().get("fork") is not True
+                assert "cosigned" not in response.json()
+            assert await witness_state(witness) == (7, root_of(newer))
+            assert await forks(witness.node) == []
+
+    anyio.run(run)
+
+
 def test_a_checkpoint_not_signed_by_the_partners_log_key_is_refused_403(
     nodes: tuple[Settings, ...], key05: NodeSigningKey, history: PartnerLog
 ) -> None:
@@ -310,3 +377,42 @@ def test_a_log_owner_that_lost_its_cosignatures_retries_from_the_size_the_witnes
             assert (await witness_state(fed.nodes["20"]) or (0, ""))[0] == second.size
 
     anyio.run(run)
+
+
+def test_a_witness_that_cosigned_a_larger_tree_is_reported_and_the_others_still_cosign(
+    tmp_path: Path,
+) -> None:
+    """Witness 20 has cosigned a tree of 05's log larger than the one 05 now holds (05's log was
+    restored from an old backup, or someone showed 20 another history). 05 cannot prove its
+    smaller tree from that size: the round reports 20 with the sizes, and witness 01 still
+    cosigns."""
+    settings = [node_settings(tmp_path, f) for f in ("05", "20", "01")]
+    write_manifest(settings, [member_for(s) for s in settings])
+    key05 = load_signing_key_file(settings[0].signing_key_file)
+    ahead = PartnerLog(tmp_path / "log-05-ahead.db", key05)
+
+    async def run() -> None:
+        async with running_federation(settings) as fed:
+            n05 = fed.nodes["05"]
+            await n05.load([phone("05", "ph-05-1", "+447911123456")])
+            size = n05.node.audit.log.size()
+            assert size > 0
+            larger = await anyio.to_thread.run_sync(ahead.grow_to, size + 5, "ahead")
+            response, _ = await ask(fed.nodes["20"], key05, old_size=0, proof=[], checkpoint=larger)
+            assert response.status_code == 200, response.text
+
+            results = await collect_cosignatures(n05.node, n05.app.state.federation.client)
+            by_witness = {r.witness: r for r in results}
+            assert by_witness["01"].error is None
+            assert by_witness["01"].size is not None and by_witness["01"].size >= size
+            assert by_witness["20"].size is None
+            assert by_witness["20"].error is not None
+            assert str(size + 5) in by_witness["20"].error
+            # 20 still stands where it stood, and stored no fork.
+            assert (await witness_state(fed.nodes["20"]) or (0, ""))[0] == size + 5
+            assert await forks(fed.nodes["20"].node) == []
+
+    try:
+        anyio.run(run)
+    finally:
+        ahead.close()
