@@ -1,13 +1,15 @@
 """Calling partner nodes: signed requests, verified responses, a circuit breaker per partner.
 
 `PartnerClient.call` returns a `PartnerReply` or raises `PartnerFailure` whose `status` is one of
-the statuses an analyst sees (unreachable, timeout, bad_signature, denied, error).
+the statuses an analyst sees (unreachable, timeout, bad_signature, denied, error). A signed answer
+is returned only if its signature binds the HTTP status it came with; besides 2xx, only the
+statuses the caller accepts (a witness's signed 409 with the size it knows) are returned.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +20,7 @@ import structlog
 
 from gateway.federation.manifest import Member
 from gateway.federation.protocol import (
+    BAD_SIGNATURE,
     SIGNATURE_HEADER,
     ProtocolError,
     sign_request,
@@ -235,14 +238,21 @@ class PartnerClient:
         await self._sender.aclose()
 
     async def call(
-        self, member: Member, method: str, path: str, payload: dict[str, Any] | None
+        self,
+        member: Member,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        *,
+        accept: Collection[int] = (),
     ) -> PartnerReply:
-        """Send one signed request; verify and decode the signed answer."""
+        """Send one signed request; verify and decode the signed answer. A signed answer with a
+        status in `accept` is returned like a 2xx one; any other status of 300 or more fails."""
         breaker = self.breaker(member.force_code)
         if not breaker.allow():
             raise PartnerFailure("unreachable", "circuit open after repeated failures")
         try:
-            reply = await self._call(member, method, path, payload)
+            reply = await self._call(member, method, path, payload, accept)
         except PartnerFailure as exc:
             if exc.status in ("unreachable", "timeout", "error"):
                 breaker.record_failure()
@@ -257,7 +267,12 @@ class PartnerClient:
         return reply
 
     async def _call(
-        self, member: Member, method: str, path: str, payload: dict[str, Any] | None
+        self,
+        member: Member,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None,
+        accept: Collection[int],
     ) -> PartnerReply:
         settings = self.node.settings
         body = b"" if payload is None else orjson.dumps(payload)
@@ -278,10 +293,11 @@ class PartnerClient:
             raise PartnerFailure(
                 "denied", f"the partner refused the request ({answer.status_code})"
             )
-        if answer.status_code >= 300:
+        # An unsigned refusal (problem+json) is an error even with a status the caller accepts.
+        if answer.status_code >= 300 and not (answer.status_code in accept and answer.signature):
             raise PartnerFailure("error", f"the partner answered {answer.status_code}")
         try:
-            verify_response(
+            claims = verify_response(
                 answer.signature,
                 answer.content,
                 sender=member.force_code,
@@ -289,6 +305,10 @@ class PartnerClient:
                 keys=member.signing_keys,
                 request_token=token,
             )
+            if claims.status != answer.status_code:
+                raise ProtocolError(
+                    BAD_SIGNATURE, "the response was signed with another HTTP status"
+                )
         except ProtocolError as exc:
             log.warning("federation.response_discarded", force=member.force_code, reason=exc.reason)
             raise PartnerFailure("bad_signature", exc.reason) from exc

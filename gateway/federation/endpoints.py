@@ -89,7 +89,9 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
         ) from exc
 
 
-def _signed(node: Node, claims: RequestClaims, payload: BaseModel | dict[str, Any]) -> Response:
+def _signed(
+    node: Node, claims: RequestClaims, payload: BaseModel | dict[str, Any], status: int = 200
+) -> Response:
     body = (
         payload.model_dump_json().encode()
         if isinstance(payload, BaseModel)
@@ -100,11 +102,12 @@ def _signed(node: Node, claims: RequestClaims, payload: BaseModel | dict[str, An
         sender=node.settings.force_code,
         audience=claims.sender,
         request_token_hash=claims.request_hash,
-        status=200,
+        status=status,
         body=body,
     )
     return Response(
         content=body,
+        status_code=status,
         media_type="application/json",
         headers={SIGNATURE_HEADER: token, "Cache-Control": "no-store"},
     )
@@ -216,8 +219,11 @@ async def partner_cosign(request: Request, node: NodeDep, runtime: Runtime) -> R
         cosigned = await cosign_checkpoint(node, member, cosign.old_size, proof, cosign.checkpoint)
     except WitnessError as exc:
         if exc.known_size is not None:
-            # Not an error: tell the log where this witness stands so it can send the right proof.
-            return _signed(node, claims, {"known_size": exc.known_size, "detail": str(exc)})
+            # 409 with the size this witness stands at (as C2SP tlog-witness answers), signed so
+            # that the log can trust the size and send a proof from it.
+            return _signed(
+                node, claims, {"known_size": exc.known_size, "detail": str(exc)}, status=409
+            )
         if exc.status == 403:
             raise Forbidden(str(exc)) from exc
         raise Conflict(str(exc), extra={"fork": isinstance(exc, ForkDetected)}) from exc

@@ -274,16 +274,19 @@ async def cosign_checkpoint(
     await note_seen_checkpoint(node, force, checkpoint, note_text)
     async with node.db.sessions() as session:
         state = await session.get(WitnessStateRow, force)
-        # 3. The proof must start where this witness left off.
         known = state.size if state is not None else 0
+        # 3. Never a tree older than the one cosigned last, whatever size the proof claims to
+        #    start from: the log learns the size this witness stands at (it cannot prove its
+        #    smaller tree from there, and says so).
+        if checkpoint.size < known:
+            raise WitnessError(
+                409, "checkpoint is older than one already cosigned", known_size=known
+            )
+        # 4. The proof must start where this witness left off.
         if old_size != known:
             raise WitnessError(409, "consistency proof starts at the wrong size", known_size=known)
         if state is not None:
-            if checkpoint.size < state.size:
-                raise WitnessError(
-                    409, "checkpoint is older than one already cosigned", known_size=known
-                )
-            # 4. The new tree extends the one cosigned last time (else: a fork).
+            # 5. The new tree extends the one cosigned last time (else: a fork).
             try:
                 verify_consistency(
                     state.size,
@@ -314,7 +317,7 @@ async def cosign_checkpoint(
                 )
             )
         await session.commit()
-    # 5. Cosign with this node's key under its witness name.
+    # 6. Cosign with this node's key under its witness name.
     cosigned = cosign(
         SignedNote.parse(note_text),
         witness_name(node.settings.force_code),
@@ -410,11 +413,27 @@ async def collect_cosignatures(node: Node, client: PartnerClient) -> list[Collec
             )
             payload = {"old_size": known, "proof": [p.hex() for p in proof], "checkpoint": text}
             try:
-                reply = await client.call(member, "POST", "/federation/v1/cosign", payload)
+                reply = await client.call(
+                    member, "POST", "/federation/v1/cosign", payload, accept=(409,)
+                )
             except PartnerFailure as exc:
                 return CollectionResult(member.force_code, None, f"{exc.status}: {exc.detail}")
-            if "known_size" in reply.body and "cosigned" not in reply.body:
-                known = int(reply.body["known_size"])
+            if reply.status_code == 409:
+                # The witness stands at another size: retry once with a proof from there.
+                stands = reply.body.get("known_size")
+                if not isinstance(stands, int) or isinstance(stands, bool) or stands < 0:
+                    return CollectionResult(member.force_code, None, "409 without a known size")
+                if stands > size:
+                    # Cosigned a larger tree of this log than this log holds: no proof can be
+                    # made from there (a log restored from an old backup, or another history
+                    # shown to the witness). Reported, never raised: other witnesses go on.
+                    return CollectionResult(
+                        member.force_code,
+                        None,
+                        f"the witness has cosigned a tree of size {stands}, "
+                        f"larger than this log's {size}",
+                    )
+                known = stands
                 continue
             try:
                 got = await store_cosignature(node, member, str(reply.body.get("cosigned", "")))

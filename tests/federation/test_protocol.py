@@ -4,11 +4,14 @@ refusals (each 401 problem+json and audited)."""
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from joserfc import jwt
 
 from audit.entry import SecurityEvent, decode_entry
 from gateway.federation import protocol
@@ -23,6 +26,7 @@ from gateway.federation.protocol import (
     verify_response,
 )
 from gateway.identity.signing import NodeSigningKey
+from schemas.enums import S62Operation
 from tests.federation.conftest import (
     member_for,
     node_settings,
@@ -260,5 +264,107 @@ def test_partner_endpoint_refuses_and_audits_bad_requests(tmp_path: Path) -> Non
                 if e.kind == SecurityEvent.AUTH_FAILURE
             ]
             assert sorted(failures) == sorted(f"federation:{r}" for r in cases)
+
+    anyio.run(run)
+
+
+def hand_signed(key: NodeSigningKey, **claims: Any) -> str:
+    """A request JWS built by hand rather than by `sign_request`, which refuses a lifetime over
+    the maximum: the signature is valid, the claims are whatever the test gives."""
+    values: dict[str, Any] = {
+        "iss": "05",
+        "aud": "20",
+        "iat": NOW,
+        "exp": NOW + 30,
+        "jti": secrets.token_urlsafe(18),
+        "htm": "POST",
+        "htu": PATH,
+        "bh": protocol.body_hash(BODY),
+    }
+    values.update(claims)
+    header = {"alg": "Ed25519", "kid": key.kid, "typ": protocol.REQUEST_TYPE}
+    return jwt.encode(header, values, key.jwk, algorithms=protocol.ALGORITHMS)
+
+
+def test_a_request_signed_to_live_longer_than_the_maximum_is_refused_while_fresh() -> None:
+    """Validly signed by a member, addressed correctly, and within its own validity at the moment
+    it arrives, but issued to live 600 s: refused as `expired`, and it takes no replay slot. The
+    same claims with the longest allowed lifetime verify."""
+    cache = ReplayCache()
+    for now in (NOW, NOW + 59, NOW + 599):
+        with pytest.raises(ProtocolError, match="at most 60 s") as excinfo:
+            verify(hand_signed(ALICE, exp=NOW + 600), cache=cache, now=now)
+        assert reason(excinfo) == protocol.EXPIRED
+    assert len(cache) == 0
+    longest = hand_signed(ALICE, exp=NOW + protocol.MAX_TTL_SECONDS)
+    assert verify(longest, cache=cache).expires_at == NOW + protocol.MAX_TTL_SECONDS
+
+
+def test_partner_endpoint_refuses_and_audits_expired_and_misaddressed_requests(
+    tmp_path: Path,
+) -> None:
+    """Each request is validly signed by member 05 over the body it carries, but one expired
+    ten minutes ago, one was issued to live ten minutes, and one is addressed to node 01. Node
+    20 answers each with 401 problem+json naming the reason, audits each refusal with its reason,
+    and discloses nothing; the same body properly signed is then answered."""
+    s05 = node_settings(tmp_path, "05")
+    s20 = node_settings(tmp_path, "20")
+    write_manifest([s05, s20], [member_for(s05), member_for(s20)])
+    from gateway.identity.signing import load_signing_key_file
+
+    key05 = load_signing_key_file(s05.signing_key_file)
+    body = json.dumps(
+        {
+            "request_id": "r1",
+            "principal": {"user_id": "a", "force": "05", "roles": ["analyst"], "vetting": "NPPV2"},
+            "context": {
+                "purpose": "investigation",
+                "justification": "j",
+                "case_ref": "C1",
+                "mode": "hits",
+            },
+            "terms": {"phone": "+447911123456"},
+        }
+    ).encode()
+
+    def signed(**kwargs: Any) -> str:
+        values: dict[str, Any] = {"sender": "05", "audience": "20", "method": "POST"}
+        values.update(kwargs)
+        return sign_request(key05, path=PATH, body=body, **values)
+
+    async def run() -> None:
+        async with running_federation([s05, s20]) as fed:
+            http = fed.nodes["20"].http
+            now = int(time.time())
+            cases = [
+                ("expired", signed(now=now - 600)),
+                (
+                    "expired",
+                    hand_signed(key05, iat=now, exp=now + 600, bh=protocol.body_hash(body)),
+                ),
+                ("wrong_audience", signed(audience="01")),
+            ]
+            for expected, tok in cases:
+                response = await http.post(PATH, content=body, headers={SIGNATURE_HEADER: tok})
+                assert response.status_code == 401, (expected, response.text)
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert response.json()["reason"] == expected
+                assert SIGNATURE_HEADER not in response.headers
+            log = fed.nodes["20"].node.audit.log
+            log.flush()
+            found = [decode_entry(raw) for raw in log.entries(0, log.size())]
+            failures = [e for e in found if e.kind == SecurityEvent.AUTH_FAILURE]
+            assert [e.purpose for e in failures] == [f"federation:{r}" for r, _ in cases]
+            assert all(e.decision == "denied" for e in failures)
+            assert not [e for e in found if e.kind == S62Operation.DISCLOSE]
+
+            good = await http.post(PATH, content=body, headers={SIGNATURE_HEADER: signed()})
+            assert good.status_code == 200, good.text
+            disclosed = [
+                decode_entry(raw)
+                for raw in log.entries(0, log.size())
+                if decode_entry(raw).kind == S62Operation.DISCLOSE
+            ]
+            assert [e.recipient_force for e in disclosed] == ["05"]
 
     anyio.run(run)
