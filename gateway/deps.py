@@ -104,6 +104,9 @@ class SystemAuthenticator:
         )
         missing = self.required - claims.scopes
         if missing:
+            # An authenticated system asking for what its token does not allow: refused and
+            # logged like a failed authentication, naming the client (reason insufficient_scope).
+            await audit_auth_failure(node, request, "insufficient_scope", actor=principal.actor())
             raise Forbidden(f"This call needs the scope(s): {', '.join(sorted(missing))}.")
         return principal
 

@@ -1,7 +1,8 @@
 """Scopes on every sync endpoint: `records:write` to change records, `records:read` to read them.
 
 Each endpoint is called with a token carrying only the other scope (403, an RFC 9457 problem
-naming the missing scope, and nothing changed) and with a token carrying only its own (served).
+naming the missing scope, an audited refusal, and nothing changed) and with a token carrying
+only its own (served).
 The record the calls name exists, so a refusal cannot be a 404 in disguise.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from audit.entry import decode_entry
 from gateway.errors import TYPE_PREFIX
 from tests.gateway.conftest import NodeClient
 from tests.gateway.test_sync_api import person, raw_rows
@@ -94,6 +96,16 @@ def test_a_token_without_the_endpoints_scope_is_refused_and_changes_nothing(
     assert problem["detail"] == f"This call needs the scope(s): {call.needs}."
     assert "Okonkwo" not in response.text  # the record's family name
     assert (stored(holding), fed(holding)) == before
+    # The refusal is in the audit log, naming the client that asked and why it was refused.
+    log = holding.http.app.state.node.audit.log
+    log.flush()
+    last = decode_entry(log.entries(log.size() - 1, log.size())[0])
+    assert (str(last.kind), last.purpose, last.decision) == (
+        "auth_failure",
+        "insufficient_scope",
+        "denied",
+    )
+    assert last.actor is not None and last.actor.client_id == holding.client_id
 
 
 @pytest.mark.parametrize("call", CALLS, ids=IDS)
