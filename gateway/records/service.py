@@ -360,8 +360,10 @@ async def bulk_load(
     request_id: str | None,
     workers: BulkWorkers | None = None,
 ) -> BulkReport:
-    """Load NDJSON records in chunks. Non-atomic: each chunk commits on its own, so a crash
-    loses at most the chunk in flight (a retry with the same content is a no-op for what landed).
+    """Load NDJSON records in chunks. Non-atomic: each chunk commits on its own, so a crash keeps
+    every chunk committed before it and nothing of the rest: not the chunk being stored, nor
+    (with workers) the chunks still being prepared. A retry with the same content stores those
+    and reports what landed as unchanged.
     Atomic: one transaction, rolled back when any line is rejected.
 
     One chunk is stored (encrypted, written, audited, committed) while the lines of the next are
