@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from audit.store.base import AuditUnavailable
 from gateway.deps import NodeDep, request_id_of
-from gateway.errors import BadRequest, ServiceUnavailable
+from gateway.errors import BadRequest, ServiceUnavailable, UnprocessableContent
 from gateway.federation.payloads import (
     DiscloseRequest,
     DiscloseResponse,
@@ -26,6 +26,7 @@ from gateway.federation.service import (
 )
 from gateway.identity.analysts import require_analyst
 from gateway.identity.principals import AnalystPrincipal
+from gateway.search.service import SearchTerms, unusable_terms
 
 router = APIRouter(tags=["analysts"])
 PROBLEM: dict[int | str, dict[str, Any]] = {
@@ -56,6 +57,16 @@ async def search(
 ) -> Response:
     if not body.terms().to_terms_json().keys() - {"kinds"}:
         raise BadRequest("Give at least one of phone, vrm, name, dob, postcode, line_name.")
+    # Before anything is logged or asked: a field that gives nothing to look up is refused, so
+    # that a search never quietly becomes broader than the one asked for.
+    problems = unusable_terms(SearchTerms.from_json(body.terms().to_terms_json()))
+    if problems:
+        raise UnprocessableContent(
+            "Some search terms give nothing to look up: "
+            + "; ".join(f"{name}: {why}" for name, why in problems.items())
+            + ".",
+            extra={"errors": [{"pointer": f"/{n}", "detail": w} for n, w in problems.items()]},
+        )
     try:
         answer = await federated_search(
             node=node,

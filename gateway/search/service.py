@@ -216,6 +216,37 @@ def _query_values(terms: SearchTerms) -> dict[str, set[tuple[str, str]]]:
     return values
 
 
+# Why a query field gives nothing to look up (it does not normalise, or only to a form that is
+# not searched, such as a postcode district alone).
+_UNUSABLE: dict[str, str] = {
+    "phone": "not a valid phone number",
+    "vrm": "not a vehicle registration mark: no letters or digits",
+    "name": "no letters or digits to search by",
+    "dob": "not a date: use YYYY-MM-DD or DD/MM/YYYY",
+    "postcode": "not a full UK postcode (e.g. L1 8JQ); a postcode district alone is not searched",
+    "line_name": "no letters or digits to search by",
+}
+
+
+class UnusableTerms(ValueError):
+    """Query fields that give nothing to look up. Refused rather than dropped: a search for a
+    name AND an unreadable phone number must not quietly become a search for the name alone."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+def unusable_terms(terms: SearchTerms) -> dict[str, str]:
+    """The given query fields that yield no searchable term, each with the reason."""
+    problems: dict[str, str] = {}
+    for name, raw in terms.given().items():
+        looked_up = _EXACT_KINDS[name] | ({"name_part_phonetic"} if name == "name" else set())
+        if not any(kind in looked_up for kind, _ in normalised_terms(_FIELDS[name], raw)):
+            problems[name] = _UNUSABLE[name]
+    return problems
+
+
 def _record_values(record: dict[str, Any], kinds: frozenset[IndexKind]) -> set[tuple[str, str]]:
     """The normalised values a record holds in fields indexed as one of `kinds` (the queried
     ones: the others cannot decide a match, and normalising a phone or a name is not free)."""
@@ -409,7 +440,11 @@ async def search_local(
     context: PolicyContext,
     limit: int = 50,
 ) -> LocalAnswer:
-    """Search this force's records under policy. Raises ValueError when no term is usable."""
+    """Search this force's records under policy. Raises UnusableTerms (a ValueError) when a
+    given field gives nothing to look up, ValueError when no field is given."""
+    problems = unusable_terms(terms)
+    if problems:
+        raise UnusableTerms(problems)
     query = _query_values(terms)
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")

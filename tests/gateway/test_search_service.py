@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.search import service
-from gateway.search.service import SearchTerms, disclose_local, search_local
+from gateway.search.service import SearchTerms, UnusableTerms, disclose_local, search_local
 from policies import Mode, PolicyContext, Principal
 from schemas.enums import Purpose, VettingLevel
 from schemas.examples import example_record
@@ -157,7 +157,30 @@ def test_disclosure_of_one_record(loaded: NodeClient) -> None:
 
 def test_no_usable_term_is_an_error(loaded: NodeClient) -> None:
     with pytest.raises(ValueError, match="no usable search term"):
+        search(loaded, SearchTerms(), analyst("20"), context())
+    with pytest.raises(UnusableTerms, match="phone: not a valid phone number"):
         search(loaded, SearchTerms(phone="not a number"), analyst("20"), context())
+
+
+@pytest.mark.parametrize(
+    ("terms", "refused"),
+    [
+        (SearchTerms(name="Aleksandr Ivanov", phone="12"), {"phone"}),
+        (SearchTerms(name="Aleksandr Ivanov", dob="31/02/1990"), {"dob"}),
+        (SearchTerms(name="Aleksandr Ivanov", postcode="L1"), {"postcode"}),
+        (SearchTerms(name="!!! ???", vrm="--"), {"name", "vrm"}),
+        (SearchTerms(phone="+447700900123", line_name="..."), {"line_name"}),
+    ],
+)
+def test_a_term_that_gives_nothing_to_look_up_is_refused_not_dropped(
+    loaded: NodeClient, terms: SearchTerms, refused: set[str]
+) -> None:
+    """A search for a name AND an unreadable phone (or an impossible date, a postcode district
+    alone...) must not quietly become a search for the name alone: it is refused, naming each
+    field that gives nothing to look up."""
+    with pytest.raises(UnusableTerms) as raised:
+        search(loaded, terms, analyst("20"), context())
+    assert set(raised.value.problems) == refused
 
 
 def test_a_200_record_answer_costs_few_policy_calls(node: NodeClient) -> None:
