@@ -1,11 +1,14 @@
-"""Force-system clients: `gateway clients add` on a real node and what the database keeps of the
-secret, on SQLite and on PostgreSQL."""
+"""Force-system clients: `gateway clients add` on a real node, what the database keeps of the
+secret, and the lock-out after five failed authentications (CJIS Security Policy 5.5.3), on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from audit.entry import decode_entry
 from gateway.app import create_app
 from gateway.cli import app as gateway_cli
+from gateway.db import Database
+from gateway.identity.tables import ClientRow
 from gateway.settings import Settings
 from tests.gateway.conftest import (  # noqa: F401 - fixtures reused from the gateway suite
     NODE_URL,
+    NodeClient,
     any_backend_settings,
+    any_node,
 )
 
 ALLOWED_SCOPES = ("audit:read", "records:read", "records:write")
@@ -82,6 +90,56 @@ def token_response(http: TestClient, client_id: str, secret: str, scope: str | N
     if scope is not None:
         form["scope"] = scope
     return http.post("/oauth/token", data=form, auth=(client_id, secret))
+
+
+def auth_failures(node: NodeClient) -> list[tuple[str, str | None]]:
+    """(reason, client id) of every `auth_failure` entry in the node's audit log, in order."""
+    log = node.http.app.state.node.audit.log  # type: ignore[attr-defined]
+    log.flush()
+    found = []
+    for raw in log.entries(0, log.size()):
+        entry = decode_entry(raw)
+        if str(entry.kind) == "auth_failure":
+            found.append((str(entry.purpose), entry.actor.client_id if entry.actor else None))
+    return found
+
+
+def stored_lock(settings: Settings, client_id: str) -> tuple[int, datetime | None]:
+    """The client's failure count and `locked_until`, as the database holds them."""
+
+    async def read() -> tuple[int, datetime | None]:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.sessions() as session:
+                row = await session.get(ClientRow, client_id)
+                assert row is not None
+                return row.failed_attempts, row.locked_until
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def move_lock_back(settings: Settings, client_id: str, by: timedelta) -> None:
+    """Move the client's `locked_until` earlier by `by`, straight in the database: the passing
+    of time without waiting for it."""
+
+    async def move() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.sessions() as session:
+                row = await session.get(ClientRow, client_id)
+                assert row is not None and row.locked_until is not None, "the client is not locked"
+                row.locked_until -= by
+                await session.commit()
+        finally:
+            await db.dispose()
+
+    asyncio.run(move())
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # --- `gateway clients add` ----------------------------------------------------------------------
@@ -168,3 +226,87 @@ def test_clients_add_refuses_unknown_scopes_naming_the_allowed_ones(
         assert all(scope in result.output for scope in ALLOWED_SCOPES)
     assert "client_secret" not in result.output
     assert raw_client_rows(any_backend_settings) == []
+
+
+# --- lock-out -----------------------------------------------------------------------------------
+
+
+def test_five_failures_lock_the_client_for_ten_minutes_audited_then_it_works_again(
+    any_node: NodeClient,  # noqa: F811 - the imported fixture
+) -> None:
+    """Four wrong secrets are audited as `invalid_client`; the fifth locks the client, audited as
+    `client_locked_now`, for ten minutes from then. While locked, even the right secret is
+    refused (401, audited `client_locked`), and nine minutes later it still is. Once the ten
+    minutes have passed (moved back in the database, not waited for), the right secret works
+    again and the lock and count are cleared."""
+    node = any_node
+    for attempt in range(1, 5):
+        refused = token_response(node.http, node.client_id, "wrong-secret")
+        assert refused.status_code == 401, attempt
+        assert refused.json()["error"] == "invalid_client"
+        assert stored_lock(node.settings, node.client_id) == (attempt, None)
+
+    before = datetime.now(UTC)
+    fifth = token_response(node.http, node.client_id, "wrong-secret")
+    after = datetime.now(UTC)
+    assert fifth.status_code == 401
+    assert fifth.json()["error"] == "invalid_client"
+    _count, locked_until = stored_lock(node.settings, node.client_id)
+    assert locked_until is not None
+    assert before + timedelta(minutes=10) <= as_utc(locked_until) <= after + timedelta(minutes=10)
+    reasons = [(reason, node.client_id) for reason in ["invalid_client"] * 4]
+    assert auth_failures(node) == [*reasons, ("client_locked_now", node.client_id)]
+
+    right_but_locked = token_response(node.http, node.client_id, node.secret)
+    assert right_but_locked.status_code == 401
+    assert right_but_locked.json()["error"] == "invalid_client"
+    assert "locked" in right_but_locked.json()["detail"]
+    assert "access_token" not in right_but_locked.json()
+    assert auth_failures(node)[-1] == ("client_locked", node.client_id)
+
+    move_lock_back(node.settings, node.client_id, timedelta(minutes=9))
+    still_locked = token_response(node.http, node.client_id, node.secret)
+    assert still_locked.status_code == 401
+    assert auth_failures(node)[-1] == ("client_locked", node.client_id)
+    assert len(auth_failures(node)) == 7
+
+    move_lock_back(node.settings, node.client_id, timedelta(minutes=1, seconds=1))
+    again = token_response(node.http, node.client_id, node.secret)
+    assert again.status_code == 200, again.text
+    assert again.json()["access_token"]
+    assert stored_lock(node.settings, node.client_id) == (0, None)
+    assert len(auth_failures(node)) == 7  # a success is not an auth failure
+    # The count starts afresh: one wrong secret now is a plain failure, not a lock.
+    assert token_response(node.http, node.client_id, "wrong-secret").status_code == 401
+    assert auth_failures(node)[-1] == ("invalid_client", node.client_id)
+    assert stored_lock(node.settings, node.client_id) == (1, None)
+
+
+def test_a_locked_client_is_refused_whatever_it_sends_and_the_lock_is_not_extended(
+    any_node: NodeClient,  # noqa: F811 - the imported fixture
+) -> None:
+    """Attempts while locked (wrong secret, right secret, secret in the form) are all refused
+    and audited `client_locked`; none of them counts as a new failure or moves the lock."""
+    node = any_node
+    for _ in range(5):
+        assert token_response(node.http, node.client_id, "wrong-secret").status_code == 401
+    locked = stored_lock(node.settings, node.client_id)
+    assert locked[1] is not None
+
+    assert token_response(node.http, node.client_id, "wrong-secret").status_code == 401
+    in_form = node.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": node.client_id,
+            "client_secret": node.secret,
+        },
+    )
+    assert in_form.status_code == 401
+    assert "locked" in in_form.json()["detail"]
+    assert [reason for reason, _ in auth_failures(node)[-3:]] == [
+        "client_locked_now",
+        "client_locked",
+        "client_locked",
+    ]
+    assert stored_lock(node.settings, node.client_id) == locked
