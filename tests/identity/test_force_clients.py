@@ -286,7 +286,8 @@ def test_a_locked_client_is_refused_whatever_it_sends_and_the_lock_is_not_extend
     any_node: NodeClient,  # noqa: F811 - the imported fixture
 ) -> None:
     """Attempts while locked (wrong secret, right secret, secret in the form) are all refused
-    and audited `client_locked`; none of them counts as a new failure or moves the lock."""
+    and audited `client_locked`; none of them counts as a new failure or moves the lock. Once it
+    has expired, a single wrong secret is an ordinary failure: a new lock takes five more."""
     node = any_node
     for _ in range(5):
         assert token_response(node.http, node.client_id, "wrong-secret").status_code == 401
@@ -310,3 +311,10 @@ def test_a_locked_client_is_refused_whatever_it_sends_and_the_lock_is_not_extend
         "client_locked",
     ]
     assert stored_lock(node.settings, node.client_id) == locked
+
+    move_lock_back(node.settings, node.client_id, timedelta(minutes=10, seconds=1))
+    for attempt in range(1, 5):
+        assert token_response(node.http, node.client_id, "wrong-secret").status_code == 401
+        assert auth_failures(node)[-1] == ("invalid_client", node.client_id), attempt
+        assert stored_lock(node.settings, node.client_id)[0] == attempt
+    assert token_response(node.http, node.client_id, node.secret).status_code == 200
