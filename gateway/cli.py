@@ -122,7 +122,8 @@ def clients_add(
     try:
         scope_list = parse_scopes(scopes)
     except ClientError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        # A usage error (exit status 2) naming the option and the scopes it allows.
+        raise typer.BadParameter(str(exc), param_hint="'--scopes'") from exc
 
     async def _add() -> NewClient:
         db = Database(settings.resolved_database_url)

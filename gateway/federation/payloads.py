@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from schemas.enums import Purpose
 
@@ -119,12 +120,33 @@ class CosignAnswer(BaseModel):
 # --- analysts' API ------------------------------------------------------------------------------
 
 
+def _not_blank(value: str) -> str:
+    """Refuse text that is only whitespace: policy would read it as no text at all."""
+    if not value.strip():
+        raise PydanticCustomError("blank_string", "Must not be blank (whitespace only)")
+    return value
+
+
+# What an analyst states with every search and disclosure. Kept as given (not stripped): it is
+# sealed into the audit entries word for word.
+Justification = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, description="Why the analyst needs it; not blank"),
+    AfterValidator(_not_blank),
+]
+CaseRef = Annotated[
+    str,
+    Field(min_length=1, max_length=64, description="Case or operation reference; not blank"),
+    AfterValidator(_not_blank),
+]
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: Purpose
-    justification: str = Field(min_length=1, max_length=2000)
-    case_ref: str = Field(min_length=1, max_length=64)
+    justification: Justification
+    case_ref: CaseRef
     mode: SearchMode = "hits"
     forces: list[str] | None = Field(
         default=None, description="Force codes to ask; default: every active member"
@@ -199,8 +221,8 @@ class DiscloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: Purpose
-    justification: str = Field(min_length=1, max_length=2000)
-    case_ref: str = Field(min_length=1, max_length=64)
+    justification: Justification
+    case_ref: CaseRef
 
 
 class DiscloseResponse(BaseModel):

@@ -45,11 +45,12 @@ def _now() -> datetime:
 
 def parse_scopes(raw: str) -> list[str]:
     scopes = sorted({s.strip() for s in raw.replace(",", " ").split() if s.strip()})
+    allowed = ", ".join(sorted(KNOWN_SCOPES))
     unknown = [s for s in scopes if s not in KNOWN_SCOPES]
     if unknown:
-        raise ClientError(f"unknown scope(s): {', '.join(unknown)}; known: {sorted(KNOWN_SCOPES)}")
+        raise ClientError(f"unknown scope(s): {', '.join(unknown)}; allowed: {allowed}")
     if not scopes:
-        raise ClientError("a client needs at least one scope")
+        raise ClientError(f"a client needs at least one scope; allowed: {allowed}")
     return scopes
 
 
