@@ -270,11 +270,12 @@ def record_entity_attrs(record: RecordAttributes) -> dict[str, Any]:
 
 
 def context_record(context: PolicyContext) -> dict[str, Any]:
-    """The Cedar context of a request; absent purpose or case reference become empty strings."""
+    """The Cedar context of a request; absent purpose or case reference become empty strings,
+    and so does a blank case reference (spaces only), whoever sent it."""
     instant = context.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "purpose": "" if context.purpose is None else context.purpose.value,
-        "case_reference": context.case_reference or "",
+        "case_reference": (context.case_reference or "").strip(),
         "justification_present": context.justification_present,
         "mode": context.mode.value,
         "requesting_force": context.requesting_force,

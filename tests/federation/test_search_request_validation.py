@@ -166,3 +166,37 @@ def test_a_valid_request_is_logged_and_reaches_the_partner(tmp_path: Path, endpo
         assert (f"force-{PARTNER}.test", f"/federation/v1/{endpoint}") in partner_calls(routing)
 
     run_against_federation(tmp_path, work)
+
+
+@pytest.mark.parametrize(
+    ("terms", "pointers"),
+    [
+        pytest.param({"phone": "12", "name": "Aleksandr Ivanov"}, ["/phone"], id="phone"),
+        pytest.param({"name": "Aleksandr Ivanov", "dob": "31/02/1990"}, ["/dob"], id="dob"),
+        pytest.param({"name": "Aleksandr Ivanov", "postcode": "L1"}, ["/postcode"], id="district"),
+        pytest.param({"name": "!!!", "vrm": "--"}, ["/vrm", "/name"], id="name-and-vrm"),
+    ],
+)
+def test_a_search_term_that_gives_nothing_to_look_up_is_refused_unlogged(
+    tmp_path: Path, terms: dict[str, Any], pointers: list[str]
+) -> None:
+    """A field that does not normalise to anything searched is refused (422 naming it), not
+    dropped: dropping it would run a broader search than the one asked for, on every force."""
+
+    async def work(fed: Federation, routing: WatchedRouting) -> None:
+        home = fed.nodes[HOME]
+        before = log_sizes(fed)
+        response = await home.http.post(
+            "/v1/search",
+            json={**GOOD, **terms, "forces": [HOME, PARTNER]},
+            headers=home.analyst_headers(),
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert problem["type"] == "urn:police-gateway:problem:validation-failed"
+        assert sorted(error["pointer"] for error in problem["errors"]) == sorted(pointers)
+        assert log_sizes(fed) == before
+        assert partner_calls(routing) == []
+
+    run_against_federation(tmp_path, work)

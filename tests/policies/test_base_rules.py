@@ -63,6 +63,13 @@ def test_without_breaking_a_rule_everything_is_released(open_engine: PolicyEngin
         ),
         pytest.param(
             PRINCIPAL,
+            RECORD,
+            replace(CONTEXT, case_reference=" \t "),
+            "base.case_reference_missing",
+            id="blank-case-reference",
+        ),
+        pytest.param(
+            PRINCIPAL,
             replace(RECORD, retention_review_overdue=True),
             CONTEXT,
             "base.retention_review_overdue",
