@@ -141,14 +141,6 @@ class ImportRefused(RuntimeError):
     """The node refused the import in a way that sending again cannot mend."""
 
 
-def fetch_token(client: httpx.Client, client_id: str, secret: str) -> str:
-    """A records:write token for the client (raises ImportRefused when refused)."""
-    response = _token_response(client, client_id, secret)
-    if response.status_code != 200:
-        raise ImportRefused(f"token refused ({response.status_code}): {response.text[:300]}")
-    return _token_of(response)
-
-
 def _token_response(client: httpx.Client, client_id: str, secret: str) -> httpx.Response:
     return client.post(
         "/oauth/token",

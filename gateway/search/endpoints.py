@@ -26,7 +26,7 @@ from gateway.federation.service import (
 )
 from gateway.identity.analysts import require_analyst
 from gateway.identity.principals import AnalystPrincipal
-from gateway.search.service import SearchTerms, unusable_terms
+from gateway.search.service import SearchTerms, UnusableTerms, unusable_terms
 
 router = APIRouter(tags=["analysts"])
 PROBLEM: dict[int | str, dict[str, Any]] = {
@@ -62,9 +62,7 @@ async def search(
     problems = unusable_terms(SearchTerms.from_json(body.terms().to_terms_json()))
     if problems:
         raise UnprocessableContent(
-            "Some search terms give nothing to look up: "
-            + "; ".join(f"{name}: {why}" for name, why in problems.items())
-            + ".",
+            f"Some search terms give nothing to look up: {UnusableTerms(problems)}.",
             extra={"errors": [{"pointer": f"/{n}", "detail": w} for n, w in problems.items()]},
         )
     try:

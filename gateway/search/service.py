@@ -207,13 +207,9 @@ def to_policy_principal(analyst: AnalystLike, *, suspended: bool) -> Principal:
 
 
 def _query_values(terms: SearchTerms) -> dict[str, set[tuple[str, str]]]:
-    """Normalised (term kind, value) pairs per query field; fields that do not normalise vanish."""
-    values: dict[str, set[tuple[str, str]]] = {}
-    for name, raw in terms.given().items():
-        pairs = set(normalised_terms(_FIELDS[name], raw))
-        if pairs:
-            values[name] = pairs
-    return values
+    """Normalised (term kind, value) pairs per given query field (empty when it does not
+    normalise)."""
+    return {name: set(normalised_terms(_FIELDS[name], raw)) for name, raw in terms.given().items()}
 
 
 # Why a query field gives nothing to look up (it does not normalise, or only to a form that is
@@ -239,10 +235,14 @@ class UnusableTerms(ValueError):
 
 def unusable_terms(terms: SearchTerms) -> dict[str, str]:
     """The given query fields that yield no searchable term, each with the reason."""
+    return _unusable(_query_values(terms))
+
+
+def _unusable(query: dict[str, set[tuple[str, str]]]) -> dict[str, str]:
     problems: dict[str, str] = {}
-    for name, raw in terms.given().items():
+    for name, pairs in query.items():
         looked_up = _EXACT_KINDS[name] | ({"name_part_phonetic"} if name == "name" else set())
-        if not any(kind in looked_up for kind, _ in normalised_terms(_FIELDS[name], raw)):
+        if not any(kind in looked_up for kind, _ in pairs):
             problems[name] = _UNUSABLE[name]
     return problems
 
@@ -442,10 +442,11 @@ async def search_local(
 ) -> LocalAnswer:
     """Search this force's records under policy. Raises UnusableTerms (a ValueError) when a
     given field gives nothing to look up, ValueError when no field is given."""
-    problems = unusable_terms(terms)
+    # Normalised once: checked for fields that give nothing to look up, then searched.
+    query = _query_values(terms)
+    problems = _unusable(query)
     if problems:
         raise UnusableTerms(problems)
-    query = _query_values(terms)
     if not query:
         raise ValueError("no usable search term (phone, vrm, name, dob, postcode, line_name)")
     per_field = _wanted_tags(node, query)
