@@ -42,6 +42,22 @@ BODY = b'{"q":1}'
 PATH = "/federation/v1/search"
 
 
+# A partner search request body as a requesting node sends it (signed per test).
+PARTNER_SEARCH_BODY = json.dumps(
+    {
+        "request_id": "r1",
+        "principal": {"user_id": "a", "force": "05", "roles": ["analyst"], "vetting": "NPPV2"},
+        "context": {
+            "purpose": "investigation",
+            "justification": "j",
+            "case_ref": "C1",
+            "mode": "hits",
+        },
+        "terms": {"phone": "+447911123456"},
+    }
+).encode()
+
+
 def keys_of(sender: str) -> list[dict[str, Any]]:
     if sender == "05":
         return [ALICE.public_jwk()]
@@ -218,19 +234,7 @@ def test_partner_endpoint_refuses_and_audits_bad_requests(tmp_path: Path) -> Non
 
     key05 = load_signing_key_file(s05.signing_key_file)
     key01 = load_signing_key_file(tmp_path / "node-01" / "node-signing.pem")
-    body = json.dumps(
-        {
-            "request_id": "r1",
-            "principal": {"user_id": "a", "force": "05", "roles": ["analyst"], "vetting": "NPPV2"},
-            "context": {
-                "purpose": "investigation",
-                "justification": "j",
-                "case_ref": "C1",
-                "mode": "hits",
-            },
-            "terms": {"phone": "+447911123456"},
-        }
-    ).encode()
+    body = PARTNER_SEARCH_BODY
 
     def signed(key: NodeSigningKey, sender: str, payload: bytes = body) -> str:
         return sign_request(
@@ -313,19 +317,7 @@ def test_partner_endpoint_refuses_and_audits_expired_and_misaddressed_requests(
     from gateway.identity.signing import load_signing_key_file
 
     key05 = load_signing_key_file(s05.signing_key_file)
-    body = json.dumps(
-        {
-            "request_id": "r1",
-            "principal": {"user_id": "a", "force": "05", "roles": ["analyst"], "vetting": "NPPV2"},
-            "context": {
-                "purpose": "investigation",
-                "justification": "j",
-                "case_ref": "C1",
-                "mode": "hits",
-            },
-            "terms": {"phone": "+447911123456"},
-        }
-    ).encode()
+    body = PARTNER_SEARCH_BODY
 
     def signed(**kwargs: Any) -> str:
         values: dict[str, Any] = {"sender": "05", "audience": "20", "method": "POST"}
