@@ -213,6 +213,12 @@ def policy_figures(raw: Raw, quick: bool) -> list[Figure]:
             f"({raw.get('equivalence_classes')} equivalence classes)",
         ),
         Figure(
+            "policy decision for the same answer, classes decided by an earlier request, median",
+            raw.get("kept_decisions_median_ms"),
+            "ms",
+            note="decisions kept across requests: same analyst, context and day, no Cedar call",
+        ),
+        Figure(
             "policy decision, every record its own class, median",
             raw.get("all_distinct_classes_median_ms"),
             "ms",

@@ -17,6 +17,13 @@ the same table for policy owners):
 Agreements apply only on the days they are in force, only between their parties and only for
 their purposes: the engine selects them per request from the metadata, so a policy text does not
 need to (and cannot) widen them.
+
+Decisions are kept across requests (`SharedDecisions`), keyed by everything a decision is made
+from: the policy set (its hash), the principal (every attribute, user id included), the record
+class, and the context: purpose, case reference, justification flag, mode, requesting force and
+the day (agreements are in force by day). The time of day is part of the key only when a policy
+can read `context.now`; otherwise Cedar sees nothing else that differs between the two requests,
+so a kept decision is the one Cedar would give again.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cachetools
 import cedarpy
 
 from policies._loading import (
@@ -60,6 +68,69 @@ from schemas.fields import FieldGroup
 
 _RECORDS_MODE_ACTIONS = (SEARCH_HITS, READ_RECORD, *(g.value for g in POLICY_FIELD_GROUPS))
 _HITS_MODE_ACTIONS = (SEARCH_HITS, READ_RECORD)
+#: Decisions kept across requests by default (each is a few hundred bytes to a few KB).
+DEFAULT_SHARED_DECISIONS = 4096
+
+# (policy hash, principal, context key, record class)
+_SharedKey = tuple[str, Principal, tuple[object, ...], RecordAttributes]
+
+
+def _context_key(loaded: LoadedPolicySet, context: PolicyContext) -> tuple[object, ...]:
+    """What of the context a decision can depend on (see the module docstring): the agreements
+    are chosen by `context.time.date()`, and Cedar's `now` (the instant, in UTC, to the second)
+    counts only when a policy can read it."""
+    cedar = context_record(context)
+    return (
+        context.purpose,
+        cedar["case_reference"],
+        context.justification_present,
+        context.mode,
+        context.requesting_force,
+        context.time.date(),
+        cedar["now"]["__extn"]["arg"] if loaded.reads_now else None,
+    )
+
+
+class SharedDecisions:
+    """A bounded LRU of decisions shared by all requests (thread-safe); `max_entries=0` keeps
+    none. A policy reload changes the policy hash, so decisions of the old set are never
+    reused under the new one; they age out."""
+
+    def __init__(self, max_entries: int = DEFAULT_SHARED_DECISIONS) -> None:
+        self._lock = threading.Lock()
+        self._entries: cachetools.LRUCache[_SharedKey, Decision] | None = (
+            cachetools.LRUCache(maxsize=max_entries) if max_entries > 0 else None
+        )
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: _SharedKey) -> Decision | None:
+        if self._entries is None:
+            return None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return found
+
+    def put(self, key: _SharedKey, decision: Decision) -> None:
+        if self._entries is None:
+            return
+        with self._lock:
+            self._entries[key] = decision
+
+    def __len__(self) -> int:
+        if self._entries is None:
+            return 0
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        if self._entries is not None:
+            with self._lock:
+                self._entries.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +166,11 @@ class PolicyEngine:
         directory: Path | None = None,
         base_dir: Path = DEFAULT_BASE_DIR,
         schema_path: Path = DEFAULT_SCHEMA_PATH,
+        shared_decisions: int = DEFAULT_SHARED_DECISIONS,
     ) -> None:
         self._loaded = loaded
+        # Decisions kept across requests; `shared_decisions=0` decides every request afresh.
+        self.shared = SharedDecisions(shared_decisions)
         self._directory = directory
         self._base_dir = base_dir
         self._schema_path = schema_path
@@ -111,10 +185,17 @@ class PolicyEngine:
         *,
         base_dir: Path = DEFAULT_BASE_DIR,
         schema_path: Path = DEFAULT_SCHEMA_PATH,
+        shared_decisions: int = DEFAULT_SHARED_DECISIONS,
     ) -> PolicyEngine:
         """Load a policy directory; raises `PolicyLoadError` so a node cannot start without one."""
         loaded = load_policy_set(directory, base_dir=base_dir, schema_path=schema_path)
-        return cls(loaded, directory=directory, base_dir=base_dir, schema_path=schema_path)
+        return cls(
+            loaded,
+            directory=directory,
+            base_dir=base_dir,
+            schema_path=schema_path,
+            shared_decisions=shared_decisions,
+        )
 
     def reload(self, directory: Path | None = None) -> ReloadResult:
         """Load the directory again; on any problem keep the policy set in force and say why."""
@@ -187,7 +268,8 @@ class DecisionCache:
     """Decisions for one request (one principal, one context), one per record class.
 
     It pins the policy set in force when it was created, so every record of one answer is decided
-    under the same policy hash even if the engine reloads meanwhile.
+    under the same policy hash even if the engine reloads meanwhile. A class decided by an earlier
+    request with the same key (`SharedDecisions`) is taken from the engine's shared decisions.
     """
 
     def __init__(self, engine: PolicyEngine, principal: Principal, context: PolicyContext) -> None:
@@ -200,6 +282,8 @@ class DecisionCache:
         # Serialised once: cedarpy would otherwise re-encode the context for every question.
         self._context = json.dumps(context_record(context))
         self._actions = _HITS_MODE_ACTIONS if context.mode is Mode.HITS else _RECORDS_MODE_ACTIONS
+        self._shared = engine.shared
+        self._key = (self._loaded.policy_hash, principal, _context_key(self._loaded, context))
 
     @property
     def policy_hash(self) -> str:
@@ -216,8 +300,17 @@ class DecisionCache:
         """Decisions for many records; classes not seen before cost one Cedar batch per policy
         subset (records of one owner force share one subset)."""
         missing = list(dict.fromkeys(r for r in records if r not in self._decisions))
-        if missing:
-            self._decide_classes(missing)
+        unknown: list[RecordAttributes] = []
+        for record in missing:
+            kept = self._shared.get((*self._key, record))
+            if kept is None:
+                unknown.append(record)
+            else:
+                self._decisions[record] = kept
+        if unknown:
+            self._decide_classes(unknown)
+            for record in unknown:
+                self._shared.put((*self._key, record), self._decisions[record])
         return [self._decisions[r] for r in records]
 
     def _decide_classes(self, classes: list[RecordAttributes]) -> None:

@@ -125,6 +125,13 @@ class LoadedPolicySet:
 
     def __post_init__(self) -> None:
         self._order = {pid: index for index, pid in enumerate(self.policies)}
+        self._reads_now = any(reads_context_now(est) for est in self._est.values())
+
+    @property
+    def reads_now(self) -> bool:
+        """Whether any policy may read `context.now`: if none does, two requests that differ
+        only in the time of day get the same answers from Cedar (see `PolicyEngine`)."""
+        return self._reads_now
 
     def agreement(self, agreement_id: str) -> Agreement:
         return next(a for a in self.agreements if a.metadata.id == agreement_id)
@@ -148,6 +155,30 @@ class LoadedPolicySet:
         with self._lock:
             self._sets[agreement_ids] = built
         return built
+
+
+def reads_context_now(est: Any) -> bool:
+    """Whether a policy (in Cedar's JSON form) may read the request's `now`.
+
+    Conservative: `context.now` and `context has now` read it, and so does any other use of
+    `context` as a whole (compared, or passed to a function), since that exposes every attribute.
+    Only `context.<other attribute>` and `context has <other attribute>` are known not to."""
+    if isinstance(est, list):
+        return any(reads_context_now(item) for item in est)
+    if not isinstance(est, dict):
+        return False
+    if est.get("Var") == "context":
+        return True  # `context` itself, not one named attribute of it
+    for operator in (".", "has"):
+        access = est.get(operator)
+        if (
+            len(est) == 1
+            and isinstance(access, dict)
+            and access.get("left") == {"Var": "context"}
+            and isinstance(access.get("attr"), str)
+        ):
+            return bool(access["attr"] == "now")
+    return any(reads_context_now(value) for value in est.values())
 
 
 def _read_text(path: Path) -> str:
