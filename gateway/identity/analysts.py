@@ -9,17 +9,27 @@ the manifest gives neither, from the jwks_uri in the issuer's OpenID configurati
 
 Every refusal is a 401 problem+json with a Bearer challenge and an audited authentication failure
 whose reason is one of the short codes in `AnalystTokenError.reason`.
+
+An analyst sends the same token with every search, so a token whose signature has verified is
+remembered for `VERIFIED_TTL_SECONDS` (`VerifiedTokens`): only the key lookup and the signature
+check are skipped. The issuer's trust in the manifest, the force's membership and every claim
+(expiry included) are checked again on each request, so a suspension or an expiry takes effect at
+once; a key withdrawn from the issuer's JWKS stops verifying after at most that long (the JWKS
+cache itself keeps keys for up to `JwksCache.max_age_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cachetools
 import httpx
 import structlog
 from fastapi import Request
@@ -52,6 +62,8 @@ _KEY_TYPE_FOR_ALG: dict[str, tuple[str, str | None]] = {
 _EDDSA_NAMES = frozenset({"Ed25519", "EdDSA"})
 MAX_JWKS_BYTES = 256 * 1024
 MIN_RSA_BITS = 2048
+VERIFIED_TTL_SECONDS = 60.0
+VERIFIED_MAX_TOKENS = 10_000
 
 _CHALLENGE = 'Bearer realm="police-gateway", error="invalid_token"'
 
@@ -255,12 +267,54 @@ def _trust_for(
     return _Trust(entry=listed, local_key=None), force
 
 
+class VerifiedTokens:
+    """Claims of tokens whose signature verified, by the token's SHA-256 and the issuer whose key
+    verified it, each for `ttl_seconds` (bounded, thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = VERIFIED_TTL_SECONDS,
+        max_tokens: int = VERIFIED_MAX_TOKENS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._entries: cachetools.TTLCache[tuple[bytes, str], dict[str, Any]] = cachetools.TTLCache(
+            maxsize=max_tokens, ttl=ttl_seconds, timer=clock
+        )
+
+    @staticmethod
+    def key(token: str, issuer: str) -> tuple[bytes, str]:
+        return hashlib.sha256(token.encode("ascii")).digest(), issuer
+
+    def get(self, key: tuple[bytes, str]) -> dict[str, Any] | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: tuple[bytes, str], claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries[key] = claims
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
 class AnalystVerifier:
     """Checks analyst tokens for one node; holds the JWKS cache shared by its requests."""
 
-    def __init__(self, settings: Settings, *, jwks: JwksCache | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        jwks: JwksCache | None = None,
+        verified: VerifiedTokens | None = None,
+    ) -> None:
         self.settings = settings
         self.jwks = jwks or JwksCache()
+        # The same clock as the JWKS cache, so keys and remembered tokens age together.
+        self.verified = verified if verified is not None else VerifiedTokens(clock=self.jwks.clock)
+        self.signatures_checked = 0  # for tests: how many tokens went through steps 3 and 4
 
     async def verify(
         self, token: str, manifest: Manifest, *, now: int | None = None
@@ -291,28 +345,11 @@ class AnalystVerifier:
         if isinstance(found, AnalystTokenError):
             raise found
         trust, force = found
-        # 3. The key: the issuer's JWKS entry with the token's kid (refreshed once if unknown).
-        if trust.local_key is not None:
-            key: Key | None = trust.local_key if kid in (None, trust.local_kid) else None
-        else:
-            try:
-                key = await self.jwks.key_for(trust.entry, kid)
-            except JwksUnavailable as exc:
-                log.warning("identity.jwks_unavailable", reason=str(exc))
-                raise AnalystTokenError(
-                    "jwks_unavailable", "The issuer's keys could not be fetched."
-                ) from exc
-        if key is None:
-            raise AnalystTokenError(
-                "unknown_kid", "The token's key is not one the issuer publishes."
-            )
-        if not _key_fits(key, alg, key.as_dict(private=False).get("alg")):
-            raise AnalystTokenError("alg_refused", "The token's algorithm does not fit its key.")
-        # 4. Signature.
-        try:
-            decoded = jwt.decode(token, key, algorithms=[alg])
-        except (JoseError, ValueError) as exc:
-            raise AnalystTokenError("bad_signature", "The token's signature is not valid.") from exc
+        remembered = self.verified.key(token, trust.entry.issuer)
+        verified_claims = self.verified.get(remembered)
+        if verified_claims is None:
+            verified_claims = await self._verified_signature(token, trust, alg, kid)
+            self.verified.put(remembered, verified_claims)
         # 5. Registered claims, with the configured clock-skew leeway.
         registry = JWTClaimsRegistry(
             now=now,
@@ -322,7 +359,7 @@ class AnalystVerifier:
             exp={"essential": True},
             sub={"essential": True},
         )
-        claims = decoded.claims
+        claims = verified_claims
         try:
             registry.validate(claims)
         except JoseError as exc:
@@ -355,6 +392,35 @@ class AnalystVerifier:
             units=_string_tuple(claims.get("units"), "units"),
             issuer=trust.entry.issuer,
         )
+
+    async def _verified_signature(
+        self, token: str, trust: _Trust, alg: str, kid: str | None
+    ) -> dict[str, Any]:
+        """Steps 3 and 4: the claims of a token whose signature verifies under the issuer's key."""
+        self.signatures_checked += 1
+        # 3. The key: the issuer's JWKS entry with the token's kid (refreshed once if unknown).
+        if trust.local_key is not None:
+            key: Key | None = trust.local_key if kid in (None, trust.local_kid) else None
+        else:
+            try:
+                key = await self.jwks.key_for(trust.entry, kid)
+            except JwksUnavailable as exc:
+                log.warning("identity.jwks_unavailable", reason=str(exc))
+                raise AnalystTokenError(
+                    "jwks_unavailable", "The issuer's keys could not be fetched."
+                ) from exc
+        if key is None:
+            raise AnalystTokenError(
+                "unknown_kid", "The token's key is not one the issuer publishes."
+            )
+        if not _key_fits(key, alg, key.as_dict(private=False).get("alg")):
+            raise AnalystTokenError("alg_refused", "The token's algorithm does not fit its key.")
+        # 4. Signature.
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+        except (JoseError, ValueError) as exc:
+            raise AnalystTokenError("bad_signature", "The token's signature is not valid.") from exc
+        return dict(decoded.claims)
 
 
 def analyst_verifier(request: Request, node: Node) -> AnalystVerifier:

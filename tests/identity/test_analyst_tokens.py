@@ -3,6 +3,7 @@ problem+json and an audited authentication failure with its reason)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from gateway.identity.analysts import AnalystTokenError, AnalystVerifier, VerifiedTokens
 from gateway.identity.issuer import mint_analyst_token
 from tests.gateway.conftest import NODE_URL
 from tests.identity.conftest import (
@@ -221,3 +223,80 @@ def test_force_not_in_manifest_refuses_its_own_builtin_tokens(
         node = FederatedNode(http=http, settings=settings, authority=authority)
         token = mint_analyst_token(settings, user_id="u", roles=["analyst"], vetting="NPPV2")
         _assert_refused(node, token, "force_not_member")
+
+
+# --- tokens whose signature has verified are remembered, their claims are not -------------------
+
+
+def _verifier(node: FederatedNode) -> AnalystVerifier:
+    verifier = node.http.app.state.analyst_verifier  # type: ignore[attr-defined]
+    assert isinstance(verifier, AnalystVerifier)
+    return verifier
+
+
+def test_a_repeated_token_is_not_verified_again(fed: FederatedNode, idp: ExternalIssuer) -> None:
+    token = idp.token()
+    assert fed.probe(token).status_code == 200
+    verifier = _verifier(fed)
+    checked = verifier.signatures_checked
+
+    assert fed.probe(token).status_code == 200
+    assert fed.probe(token).status_code == 200
+    assert verifier.signatures_checked == checked
+
+    assert fed.probe(idp.token(sub="analyst-0043")).status_code == 200
+    assert verifier.signatures_checked == checked + 1
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(
+    fed: FederatedNode, idp: ExternalIssuer
+) -> None:
+    token = idp.token()
+    assert fed.probe(token).status_code == 200
+    verifier = _verifier(fed)
+    manifest = fed.http.app.state.node.manifest.current  # type: ignore[attr-defined]
+    expiry = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    later = expiry + fed.settings.jwt_leeway_seconds + 1
+    checked = verifier.signatures_checked
+
+    with pytest.raises(AnalystTokenError) as refused:
+        asyncio.run(verifier.verify(token, manifest, now=later))
+
+    assert refused.value.reason == "token_expired"
+    assert verifier.signatures_checked == checked  # refused on its remembered claims
+
+
+def test_a_remembered_token_with_another_signature_is_refused(
+    fed: FederatedNode, idp: ExternalIssuer
+) -> None:
+    token = idp.token()
+    assert fed.probe(token).status_code == 200
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    _assert_refused(fed, forged, "bad_signature")
+
+
+def test_remembered_tokens_are_verified_again_after_the_time_to_live(
+    fed: FederatedNode, idp: ExternalIssuer
+) -> None:
+    clock = [1000.0]
+    verifier = AnalystVerifier(
+        fed.settings, verified=VerifiedTokens(ttl_seconds=60, clock=lambda: clock[0])
+    )
+    manifest = fed.http.app.state.node.manifest.current  # type: ignore[attr-defined]
+    token = idp.token()
+    asyncio.run(verifier.verify(token, manifest))
+    asyncio.run(verifier.verify(token, manifest))
+    assert verifier.signatures_checked == 1
+
+    clock[0] += 61
+    asyncio.run(verifier.verify(token, manifest))
+
+    assert verifier.signatures_checked == 2
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    verified = VerifiedTokens(max_tokens=2)
+    for n in range(5):
+        verified.put(VerifiedTokens.key(f"token-{n}", "https://idp.example"), {"n": n})
+    assert len(verified) == 2
