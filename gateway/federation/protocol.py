@@ -16,6 +16,7 @@ Verification is written as numbered steps so each refusal has one reason code (`
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -195,9 +196,16 @@ def unverified_sender(token: str) -> str:
     return sender
 
 
+@functools.lru_cache(maxsize=256)
+def _imported_keys(keys_json: str) -> KeySet:
+    # A member's published keys change only with the manifest: imported once per key set, not
+    # once per message (every partner request and every answer is verified).
+    return KeySet.import_key_set({"keys": json.loads(keys_json)})
+
+
 def _decode(token: str, keys: Sequence[Mapping[str, Any]], typ: str) -> dict[str, Any]:
     try:
-        keyset = KeySet.import_key_set({"keys": [dict(k) for k in keys]})
+        keyset = _imported_keys(json.dumps([dict(k) for k in keys], sort_keys=True))
         decoded = jwt.decode(token, keyset, algorithms=ALGORITHMS)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ProtocolError(BAD_SIGNATURE, "the federation signature does not verify") from exc
