@@ -300,13 +300,14 @@ _JS_SAFE_INT = 2**53 - 1
 def _plain(value: object) -> bool:
     """Whether `value` holds only JSON types for which RFC 8785 is a compact, key-sorted
     encoding: strings, booleans, null, integers within +-(2**53 - 1), lists and objects with
-    string keys (no floats, whose RFC 8785 form is ECMAScript's number formatting)."""
+    ASCII string keys (no floats, whose RFC 8785 form is ECMAScript's number formatting; no
+    other keys, which RFC 8785 sorts by UTF-16 code unit rather than by code point)."""
     if value is None or value is True or value is False or isinstance(value, str):
         return True
     if type(value) is int:
         return -_JS_SAFE_INT <= value <= _JS_SAFE_INT
     if type(value) is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
     if type(value) is list or type(value) is tuple:
         return all(_plain(v) for v in value)
     return False
@@ -316,17 +317,21 @@ def canonical_json(value: object) -> bytes:
     """RFC 8785 canonical JSON of `value`, the same bytes as `rfc8785.dumps`.
 
     The pure-Python rfc8785 encoder costs tens of microseconds per entry, several times over
-    per federated search. For plain values (`_plain`) whose encoding is ASCII, RFC 8785 is
-    exactly the standard library's compact, key-sorted encoding: the same member order (ASCII
+    per federated search (a completion entry holds the partners' checkpoint notes, whose
+    signature lines start with an em dash). For plain values (`_plain`), RFC 8785 is exactly
+    the standard library's compact, key-sorted encoding, in UTF-8: the same member order (ASCII
     keys sort alike by UTF-16 unit and by code point), the same string escapes (quote,
     backslash, the short forms of \\b \\f \\n \\r \\t, other control characters as
-    lower-case six-character escapes), the same integers. Anything else goes to rfc8785
-    (tests/audit/test_entry.py checks that the two agree). Raises
+    lower-case six-character escapes, every other character as itself), the same integers.
+    A lone surrogate cannot be UTF-8, and anything not plain, go to rfc8785
+    (tests/audit/test_receipt_checkpoints.py checks that the two agree). Raises
     rfc8785.CanonicalizationError as rfc8785 does."""
     if _plain(value):
         quick = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        if quick.isascii():
-            return quick.encode("ascii")
+        try:
+            return quick.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
     return rfc8785.dumps(value)  # type: ignore[arg-type]
 
 
