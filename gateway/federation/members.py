@@ -5,6 +5,7 @@ A node without a manifest refuses partners and answers analysts from its own for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,11 +61,17 @@ def _public_keys(member: Member) -> list[Ed25519PublicKey]:
     return keys
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_log_key(text: str) -> VerifierKey:
+    # Every receipt a partner sends is checked under its log key: parsed once per key text.
+    return VerifierKey.parse(text)
+
+
 def log_verifiers(member: Member) -> list[VerifierKey]:
     """Keys that may sign the member's checkpoints: its published log key, else its node keys
     (a node signs its log with its node key, under its origin as key name)."""
     if member.log_key:
-        return [VerifierKey.parse(member.log_key)]
+        return [_parsed_log_key(member.log_key)]
     origin = log_origin(member.force_code)
     return [VerifierKey(origin, SIGNATURE_TYPE_ED25519, key) for key in _public_keys(member)]
 
