@@ -75,11 +75,12 @@ DEFAULT_SHARED_DECISIONS = 4096
 _SharedKey = tuple[str, Principal, tuple[object, ...], RecordAttributes]
 
 
-def _context_key(loaded: LoadedPolicySet, context: PolicyContext) -> tuple[object, ...]:
+def _context_key(
+    loaded: LoadedPolicySet, context: PolicyContext, cedar: dict[str, Any]
+) -> tuple[object, ...]:
     """What of the context a decision can depend on (see the module docstring): the agreements
-    are chosen by `context.time.date()`, and Cedar's `now` (the instant, in UTC, to the second)
-    counts only when a policy can read it."""
-    cedar = context_record(context)
+    are chosen by `context.time.date()`, and Cedar's `now` (the instant, in UTC, to the second;
+    `cedar` is the context as Cedar gets it) counts only when a policy can read it."""
     return (
         context.purpose,
         cedar["case_reference"],
@@ -126,11 +127,6 @@ class SharedDecisions:
             return 0
         with self._lock:
             return len(self._entries)
-
-    def clear(self) -> None:
-        if self._entries is not None:
-            with self._lock:
-                self._entries.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +275,16 @@ class DecisionCache:
         self.context = context
         self._decisions: dict[RecordAttributes, Decision] = {}
         self._principal_entity = _principal_entity(principal)
+        cedar_context = context_record(context)
         # Serialised once: cedarpy would otherwise re-encode the context for every question.
-        self._context = json.dumps(context_record(context))
+        self._context = json.dumps(cedar_context)
         self._actions = _HITS_MODE_ACTIONS if context.mode is Mode.HITS else _RECORDS_MODE_ACTIONS
         self._shared = engine.shared
-        self._key = (self._loaded.policy_hash, principal, _context_key(self._loaded, context))
+        self._key = (
+            self._loaded.policy_hash,
+            principal,
+            _context_key(self._loaded, context, cedar_context),
+        )
 
     @property
     def policy_hash(self) -> str:
