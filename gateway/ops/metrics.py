@@ -109,6 +109,23 @@ class NodeMetrics:
             "Wrapped data keys and node secrets not yet re-wrapped under the current KEK version",
             registry=r,
         )
+        self.kept_decisions = Gauge(
+            "gateway_policy_kept_decisions",
+            "Policy decisions kept across requests (policies.SharedDecisions)",
+            registry=r,
+        )
+        self.kept_decision_lookups = Gauge(
+            "gateway_policy_kept_decision_lookups",
+            "Lookups of kept policy decisions since the node started, found (hit) or decided by "
+            "Cedar (miss); read from the engine at scrape time",
+            ["result"],
+            registry=r,
+        )
+        self.remembered_tokens = Gauge(
+            "gateway_analyst_tokens_remembered",
+            "Analyst tokens whose signature verified, remembered for a short while",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited_requests",
             "Requests refused with 429, per kind of caller (client, analyst, anonymous, partner)",
@@ -138,6 +155,14 @@ class NodeMetrics:
                 )
 
     # -- state read at scrape time -------------------------------------------------------------
+
+    def refresh_caches(self, node: Any, verifier: Any = None) -> None:
+        """The kept policy decisions and the remembered analyst tokens, read at scrape time."""
+        shared = node.policies.shared
+        self.kept_decisions.set(len(shared))
+        self.kept_decision_lookups.labels(result="hit").set(shared.hits)
+        self.kept_decision_lookups.labels(result="miss").set(shared.misses)
+        self.remembered_tokens.set(len(verifier.verified) if verifier is not None else 0)
 
     async def refresh_node_state(self, node: Any) -> None:
         """Audit log size and key rotation state, read when Prometheus scrapes."""
@@ -293,4 +318,5 @@ async def metrics_endpoint(request: Request) -> Response:
     node = getattr(request.app.state, "node", None)
     if node is not None:
         await metrics.refresh_node_state(node)
+        metrics.refresh_caches(node, getattr(request.app.state, "analyst_verifier", None))
     return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -124,6 +124,18 @@ def test_federation_calls_and_policy_decisions_are_counted(tmp_path: Path) -> No
             assert response.status_code == 200, response.text
             asking = (await fed.nodes["05"].http.get("/metrics")).text
             answering = (await fed.nodes["20"].http.get("/metrics")).text
+            # The same analyst asks again: the answering force finds its decision kept, and the
+            # asking node remembers the analyst's tokens (the helper mints one per search).
+            again = await fed.nodes["05"].search(mode="hits", phone=NUMBER)
+            assert again.status_code == 200, again.text
+            answering_again = (await fed.nodes["20"].http.get("/metrics")).text
+            asking_again = (await fed.nodes["05"].http.get("/metrics")).text
+            kept = "gateway_policy_kept_decision_lookups"
+            assert value(answering_again, kept, result="hit") == (
+                value(answering, kept, result="hit") + 1
+            )
+            assert value(answering_again, "gateway_policy_kept_decisions") >= 1
+            assert value(asking_again, "gateway_analyst_tokens_remembered") >= 1
 
             statuses = {r["force"]: r["status"] for r in response.json()["results"]}
             assert statuses["20"] == "ok"
