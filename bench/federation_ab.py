@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.federation_bench import FORCES, SEED, _load_phase, _query_pool
+from bench.node_process import cpu_seconds
 
 ANALYSTS_PER_FEDERATION = 8
 REPO = Path(__file__).resolve().parent.parent
@@ -91,14 +92,6 @@ def paired_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-def _node_cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total
-
-
 def one_round(
     feds: dict[str, Any], trees: dict[str, Path], versions: dict[str, str], seconds: float
 ) -> dict[str, dict[str, Any]]:
@@ -106,7 +99,6 @@ def one_round(
     from gateway.identity.issuer import mint_analyst_token
     from gateway.up import running
 
-    ticks = os.sysconf("SC_CLK_TCK")
     tokens = {
         name: {
             f"{FORCES[n % len(FORCES)]}/{n}": mint_analyst_token(
@@ -148,13 +140,13 @@ def one_round(
 
         async def measure() -> dict[str, dict[str, Any]]:
             await asyncio.gather(*(load(name, 3.0) for name in feds))  # warm-up
-            before = {name: _node_cpu_ticks(p) for name, p in pids.items()}
+            before = {name: sum(map(cpu_seconds, p)) for name, p in pids.items()}
             results = await asyncio.gather(*(load(name, seconds) for name in feds))
-            after = {name: _node_cpu_ticks(p) for name, p in pids.items()}
+            after = {name: sum(map(cpu_seconds, p)) for name, p in pids.items()}
             out: dict[str, dict[str, Any]] = {}
             for name, result in zip(feds, results, strict=True):
                 searches = max(int(result["searches"]), 1)
-                cpu_ms = (after[name] - before[name]) / ticks * 1000 / searches
+                cpu_ms = (after[name] - before[name]) * 1000 / searches
                 out[versions[name]] = {
                     "federation": name,
                     "per_s": float(result["searches_per_s"]),
